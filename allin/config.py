@@ -1,0 +1,136 @@
+"""All configuration in one place: environment variables and a `.env` file.
+
+Nothing reads the environment anywhere else. `Settings()` validates on
+construction, so a bad value fails at startup with the variable's name.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+RetrievalMode = Literal["chunks", "files"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # --- Gemini (offline mode when no key) ---
+    google_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("GOOGLE_API_KEY", "GEMINI_API_KEY")
+    )
+    google_gemini_base_url: str | None = Field(
+        default=None, description="Override the Gemini endpoint (tests, proxies)."
+    )
+    chat_model: str = "gemini-2.5-flash"
+    classify_model: str = "gemini-2.5-flash-lite"
+    live_model: str = "gemini-live-2.5-flash-preview"
+    gemini_embedding_model: str = "gemini-embedding-001"
+    embedding_provider: Literal["local", "gemini"] = "local"
+    embedding_dim: int = Field(default=384, ge=8, le=2000)
+    model_timeout_s: float = Field(default=60.0, gt=0, le=600)
+    model_max_retries: int = Field(default=3, ge=0, le=10)
+
+    # --- storage ---
+    database_url: str | None = Field(
+        default=None, description="Postgres with pgvector; unset = embedded Postgres."
+    )
+    data_dir: Path = Field(default=Path("data"), validation_alias="ALLIN_DATA_DIR")
+    knowledge_dir: Path = Field(default=Path("knowledge"), validation_alias="ALLIN_KNOWLEDGE_DIR")
+    db_pool_min: int = Field(default=1, ge=0, le=100)
+    db_pool_max: int = Field(default=10, ge=1, le=200)
+    db_timeout_s: float = Field(
+        default=3.0, gt=0, le=60, description="Wait for a pooled connection before answering 503."
+    )
+
+    # --- HTTP ---
+    host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("ALLIN_HOST", "HOST"))
+    port: int = Field(default=8000, ge=1, le=65535, validation_alias=AliasChoices("ALLIN_PORT", "PORT"))
+    public_url: str | None = Field(
+        default=None, description="Base URL printed in the login link (default http://HOST:PORT)."
+    )
+    cors_origins: list[str] = Field(default_factory=list)
+    metrics_token: SecretStr | None = Field(default=None, validation_alias="ALLIN_METRICS_TOKEN")
+    max_upload_mb: int = Field(default=50, ge=1, le=2048)
+
+    # --- assistant ---
+    retrieval_mode: RetrievalMode = "chunks"
+    top_k: int = Field(default=6, ge=1, le=50)
+    history_max_tokens: int = Field(default=6000, ge=500, le=1_000_000)
+    langgraph_durability: Literal["sync", "async", "exit"] = "sync"
+
+    # --- logging / tracing ---
+    log_level: Literal["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = False
+    langsmith_api_key: SecretStr | None = None
+    langsmith_project: str = "allin"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, v: object) -> object:
+        return v.upper() if isinstance(v, str) else v
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_db_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        # SQLAlchemy-style driver suffixes are common in copied URLs; psycopg wants plain ones.
+        v = v.replace("postgresql+psycopg://", "postgresql://").replace("postgres://", "postgresql://")
+        if not v.startswith("postgresql://"):
+            raise ValueError("must be a postgresql:// URL")
+        return v
+
+    @field_validator("db_pool_max")
+    @classmethod
+    def _pool_bounds(cls, v: int, info) -> int:
+        lo = info.data.get("db_pool_min", 0)
+        if v < lo:
+            raise ValueError(f"must be >= DB_POOL_MIN ({lo})")
+        return v
+
+    @property
+    def gemini_enabled(self) -> bool:
+        return self.google_api_key is not None
+
+    @property
+    def mode(self) -> Literal["offline", "gemini"]:
+        return "gemini" if self.gemini_enabled else "offline"
+
+    @cached_property
+    def data_path(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @cached_property
+    def knowledge_path(self) -> Path:
+        return self.knowledge_dir.expanduser().resolve()
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+class ConfigError(RuntimeError):
+    """A setting is invalid; the message names the variable."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings, turning pydantic's error into one line per bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = str(err["loc"][0]).upper() if err["loc"] else "?"
+            lines.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError("invalid configuration: " + "; ".join(lines)) from None

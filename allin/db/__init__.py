@@ -1,0 +1,1 @@
+"""Postgres: the embedded server, the connection pool and the schema migrations."""

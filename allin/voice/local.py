@@ -1,0 +1,107 @@
+"""`LocalSpeech`: the offline STT and TTS engines, shared by every voice connection of a process.
+
+Model calls are CPU-bound (tens of ms to ~1 s), so the async methods run them
+on worker threads: one for STT and one for TTS, each a single-thread executor.
+That is the concurrency limit: Whisper already uses two cores and hibari one,
+so more parallel calls on a small machine only slow every call down; requests
+beyond it queue without holding threads of the loop's default pool. Separate
+queues keep a long transcription from stalling another user's speech.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from loguru import logger
+
+from allin.voice.audio import float32_to_pcm16
+from allin.voice.stt import LocalSTT, Transcript
+from allin.voice.tts import LocalTTS, split_sentences
+
+PartialCallback = Callable[[str], Awaitable[object] | object]
+
+
+class LocalSpeech:
+    def __init__(self, stt: LocalSTT | None = None, tts: LocalTTS | None = None) -> None:
+        self.stt = stt or LocalSTT()
+        self.tts = tts or LocalTTS()
+        # Executors start their thread on first submit, not here.
+        self._stt_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="allin-stt")
+        self._tts_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="allin-tts")
+
+    def warm_up(self) -> None:
+        """Load both models and run each once (first calls pay one-off allocation costs). Blocking."""
+        self.tts.load()
+        self.stt.load()
+        pcm = self.tts.synthesize("Hello.")
+        self.stt.transcribe(float32_to_pcm16([0.0] * 8000) if not pcm else _to_16k(pcm, self.tts.rate))
+
+    async def awarm_up(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._stt_pool, self.warm_up)
+
+    async def atranscribe(self, pcm: bytes, *, on_partial: PartialCallback | None = None) -> Transcript:
+        """Transcribe PCM16 16 kHz off the event loop.
+
+        `on_partial(text)` (sync or async) runs on the event loop after each
+        decoded segment, before this returns; a failing callback is logged and
+        does not stop the transcription.
+        """
+        loop = asyncio.get_running_loop()
+        relay = None
+        if on_partial is not None:
+
+            async def call(text: str) -> None:
+                result = on_partial(text)
+                if inspect.isawaitable(result):
+                    await result
+
+            def relay(text: str) -> None:  # on the STT thread: hand over and wait, keeping order
+                try:
+                    asyncio.run_coroutine_threadsafe(call(text), loop).result(timeout=10)
+                except Exception as exc:
+                    logger.warning("partial transcript callback failed: {}", exc)
+
+        job = functools.partial(self.stt.transcribe, pcm, on_partial=relay)
+        return await loop.run_in_executor(self._stt_pool, job)
+
+    async def asynthesize(self, text: str) -> bytes:
+        """PCM16 mono at `self.tts.rate`, synthesized off the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._tts_pool, self.tts.synthesize, text)
+
+    async def aspeak(self, answer: str) -> AsyncIterator[tuple[str, bytes]]:
+        """(sentence, PCM16) for each speakable sentence of a Markdown answer, the next one
+        synthesized while the caller sends the current one."""
+        sentences = split_sentences(answer)
+        pending = asyncio.ensure_future(self.asynthesize(sentences[0])) if sentences else None
+        for i, sentence in enumerate(sentences):
+            assert pending is not None
+            pcm = await pending
+            pending = asyncio.ensure_future(self.asynthesize(sentences[i + 1])) if i + 1 < len(sentences) else None
+            try:
+                yield sentence, pcm
+            except GeneratorExit:
+                if pending is not None:
+                    pending.cancel()
+                raise
+
+    def close(self) -> None:
+        self._stt_pool.shutdown(wait=False, cancel_futures=True)
+        self._tts_pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _to_16k(pcm: bytes, rate: int) -> bytes:
+    from allin.voice.audio import INPUT_RATE, pcm16_to_float32, resample
+
+    return float32_to_pcm16(resample(pcm16_to_float32(pcm), rate, INPUT_RATE))
+
+
+@functools.cache
+def get_local_speech() -> LocalSpeech:
+    """The process-wide LocalSpeech (models load on first use or `warm_up`, not here)."""
+    return LocalSpeech()
