@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(default=None, validation_alias="ALLIN_METRICS_TOKEN")
     max_upload_mb: int = Field(default=50, ge=1, le=2048)
 
+    # --- /ws ---
+    ws_max_frame_kb: int = Field(default=1024, ge=16, le=65536, description="Larger frames close with 1009.")
+    ws_auth_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    ws_idle_timeout_s: float = Field(default=300.0, gt=0, le=86400, description="Close after this long without a frame.")
+    ws_ping_interval_s: float = Field(default=20.0, gt=0, le=600, description="Protocol pings to find dead peers.")
+    ws_send_timeout_s: float = Field(default=10.0, gt=0, le=120, description="A client this slow to read is closed.")
+    turns_per_minute: int = Field(default=30, ge=1, le=10000, description="Per-user turn rate limit.")
+
     # --- assistant ---
     retrieval_mode: RetrievalMode = "chunks"
     top_k: int = Field(default=6, ge=1, le=50)

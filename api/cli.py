@@ -88,7 +88,10 @@ def serve(
         log_config=None,
         access_log=False,
         proxy_headers=True,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=15,
+        ws_max_size=settings.ws_max_frame_kb * 1024,
+        ws_ping_interval=settings.ws_ping_interval_s,
+        ws_ping_timeout=settings.ws_ping_interval_s,
     )
 
 

@@ -207,7 +207,8 @@ def live_server(settings: Settings, users: Users) -> Iterator[LiveServer]:
     settings = settings.model_copy(update={"port": port})
     application = create_app(settings)
     config = uvicorn.Config(application, host="127.0.0.1", port=port, log_config=None, access_log=False,
-                            lifespan="on", ws_ping_interval=None)
+                            lifespan="on", ws_max_size=settings.ws_max_frame_kb * 1024,
+                            ws_ping_interval=settings.ws_ping_interval_s)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

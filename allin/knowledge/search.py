@@ -1,0 +1,102 @@
+"""Hybrid retrieval: Postgres full-text and pgvector results fused by reciprocal rank.
+
+Only documents the caller may see are searched (team-wide, or listing them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+import numpy as np
+import psycopg
+
+from allin.knowledge.store import ensure_vector_types
+
+RRF_K = 60  # the usual constant: damps the head of each list so both lists matter
+
+
+@dataclass
+class Hit:
+    chunk_id: int
+    document_id: UUID
+    title: str
+    path: str
+    kind: str
+    page: int | None
+    section: str | None
+    line_start: int | None
+    line_end: int | None
+    content: str
+    score: float
+    vector_rank: int | None
+    text_rank: int | None
+
+
+_VISIBLE = "d.status = 'ready' AND (d.allowed_users IS NULL OR %(uid)s::uuid = ANY(d.allowed_users))"
+_FILTERS = (
+    " AND (%(doc)s::uuid IS NULL OR c.document_id = %(doc)s::uuid)"
+    " AND (%(kind)s::text IS NULL OR c.kind = %(kind)s::text)"
+)
+
+_HYBRID_SQL = f"""
+WITH q AS (
+    -- OR the question's lexemes: natural questions rarely contain every word of the answer.
+    SELECT nullif(replace(plainto_tsquery('english', %(text)s)::text, '&', '|'), '')::tsquery AS tsq
+),
+vec AS (
+    SELECT c.id, row_number() OVER (ORDER BY c.embedding <=> %(vec)s) AS r
+    FROM chunks c JOIN documents d ON d.id = c.document_id
+    WHERE {_VISIBLE}{_FILTERS}
+    ORDER BY c.embedding <=> %(vec)s
+    LIMIT %(pool)s
+),
+fts AS (
+    SELECT c.id, row_number() OVER (ORDER BY ts_rank_cd(c.tsv, q.tsq, 32) DESC, c.id) AS r
+    FROM chunks c JOIN documents d ON d.id = c.document_id, q
+    WHERE q.tsq IS NOT NULL AND c.tsv @@ q.tsq AND {_VISIBLE}{_FILTERS}
+    ORDER BY ts_rank_cd(c.tsv, q.tsq, 32) DESC, c.id
+    LIMIT %(pool)s
+),
+fused AS (
+    SELECT coalesce(vec.id, fts.id) AS id, vec.r AS vr, fts.r AS tr,
+           %(wv)s * coalesce(1.0 / (%(k)s + vec.r), 0) + %(wt)s * coalesce(1.0 / (%(k)s + fts.r), 0) AS score
+    FROM vec FULL OUTER JOIN fts ON vec.id = fts.id
+)
+SELECT c.id AS chunk_id, c.document_id, d.title, d.path, c.kind, c.page, c.section, c.line_start, c.line_end,
+       c.content, f.score, f.vr AS vector_rank, f.tr AS text_rank
+FROM fused f JOIN chunks c ON c.id = f.id JOIN documents d ON d.id = c.document_id
+ORDER BY f.score DESC, c.id
+LIMIT %(limit)s
+"""
+
+
+async def hybrid_search(
+    conn: psycopg.AsyncConnection,
+    *,
+    user_id: UUID | str,
+    text: str,
+    vector: np.ndarray,
+    limit: int = 6,
+    candidates: int = 40,
+    document_id: UUID | None = None,
+    kind: str | None = None,
+    vector_weight: float = 1.0,
+    text_weight: float = 1.0,
+) -> list[Hit]:
+    """Top `limit` chunks by RRF over `candidates` from each retriever.
+
+    Set a weight to 0 for a single retriever (the evaluation compares all three).
+    """
+    if not user_id:
+        raise ValueError("user_id is required: retrieval is always scoped to a caller")
+    await ensure_vector_types(conn)
+    # Iterative HNSW scans keep filtered vector search (access lists) from coming back short.
+    await conn.execute("SET hnsw.iterative_scan = relaxed_order")
+    params = {
+        "uid": str(user_id), "text": text[:2000], "vec": np.asarray(vector, dtype=np.float32),
+        "pool": candidates, "limit": limit, "k": RRF_K, "wv": vector_weight, "wt": text_weight,
+        "doc": str(document_id) if document_id else None, "kind": kind,
+    }
+    cur = await conn.execute(_HYBRID_SQL, params, prepare=False)
+    return [Hit(**row) for row in await cur.fetchall()]

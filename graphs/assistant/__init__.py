@@ -1,0 +1,1 @@
+"""The assistant graph: classify → retrieve | code_execute → recall → synthesize."""

@@ -1,0 +1,112 @@
+"""The graph's nodes: small async functions returning partial state."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, trim_messages
+from langchain_core.messages.utils import count_tokens_approximately
+from langgraph.runtime import Runtime
+
+from allin.models.context import CodeRun, Passage, TurnContext, build_turn_message
+from allin.models.errors import is_transient_model_error
+from graphs.assistant.context import Context
+from graphs.assistant.deps import AssistantDeps
+from graphs.assistant.state import State
+
+_CITE_RE = re.compile(r"\[(\d{1,3})\]")
+
+
+def last_user_text(state: State) -> str:
+    for msg in reversed(state["messages"]):
+        if isinstance(msg, HumanMessage):
+            return msg.text if hasattr(msg, "text") and isinstance(msg.text, str) else str(msg.content)
+    return ""
+
+
+def history_before_last_user(state: State) -> list[BaseMessage]:
+    msgs = list(state["messages"])
+    for i in range(len(msgs) - 1, -1, -1):
+        if isinstance(msgs[i], HumanMessage):
+            return msgs[:i]
+    return msgs
+
+
+def make_nodes(deps: AssistantDeps):
+    """Nodes closed over their dependencies (models, search, sandbox, memory)."""
+
+    async def classify(state: State, runtime: Runtime[Context]) -> dict:
+        text = last_user_text(state)
+        route = await deps.classify(text, history_before_last_user(state))
+        # Reset per-turn fields: a new turn must not reuse the last turn's passages or code.
+        return {"route": route, "passages": [], "code_runs": [], "memories": [], "citations": [],
+                "attachments": [], "error": None}
+
+    async def retrieve(state: State, runtime: Runtime[Context]) -> dict:
+        passages = await deps.search(last_user_text(state), runtime.context)
+        return {"passages": [dataclasses.asdict(p) for p in passages]}
+
+    async def code_execute(state: State, runtime: Runtime[Context]) -> dict:
+        runs = await deps.run_code(last_user_text(state), history_before_last_user(state), runtime.context)
+        return {"code_runs": [dataclasses.asdict(r) for r in runs]}
+
+    async def recall(state: State, runtime: Runtime[Context]) -> dict:
+        memories = await deps.recall(last_user_text(state), runtime.context)
+        attachments = await deps.attachment_texts(runtime.context)
+        return {"memories": memories, "attachments": attachments}
+
+    async def synthesize(state: State, runtime: Runtime[Context]) -> dict:
+        prompt = await deps.system_prompt()
+        passages = [Passage(**p) for p in state.get("passages") or []]
+        ctx = TurnContext(
+            question=last_user_text(state),
+            route=state.get("route") or "chat",
+            passages=passages,
+            code_runs=[CodeRun(**c) for c in state.get("code_runs") or []],
+            memories=list(state.get("memories") or []),
+            attachments=list(state.get("attachments") or []),
+        )
+        history = trim_messages(
+            history_before_last_user(state),
+            max_tokens=deps.history_max_tokens,
+            token_counter=count_tokens_approximately,
+            strategy="last",
+            start_on="human",
+            allow_partial=False,
+        )
+        messages = [SystemMessage(prompt.text), *history, HumanMessage(build_turn_message(ctx))]
+        answer = await _stream_answer(deps, messages)
+        used = {int(n) for n in _CITE_RE.findall(answer)}
+        citations = [p.citation() for p in passages if p.n in used]
+        reply = AIMessage(content=answer, additional_kwargs={"citations": citations, "prompt_version": prompt.version})
+        return {"messages": [reply], "citations": citations, "prompt_version": prompt.version}
+
+    return classify, retrieve, code_execute, recall, synthesize
+
+
+async def _stream_answer(deps: AssistantDeps, messages: list[BaseMessage]) -> str:
+    """Stream the model's answer (LangGraph forwards the tokens); retry transient errors before any token."""
+    from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+    model = deps.chat_model()
+    started = False
+
+    def retryable(exc: BaseException) -> bool:
+        return not started and is_transient_model_error(exc)
+
+    async for attempt in AsyncRetrying(
+        stop=stop_after_attempt(deps.max_model_retries + 1),
+        wait=wait_exponential_jitter(initial=0.5, max=8),
+        retry=retry_if_exception(retryable),
+        reraise=True,
+    ):
+        with attempt:
+            parts: list[str] = []
+            async for chunk in model.astream(messages):
+                piece = chunk.text if isinstance(chunk.text, str) else str(chunk.content)
+                if piece:
+                    started = True
+                    parts.append(piece)
+            return "".join(parts)
+    raise AssertionError("unreachable")

@@ -1,0 +1,196 @@
+"""One assistant turn end to end: store the user turn, run the graph, stream frames, store the answer.
+
+Used by `/ws`, the offline voice path, the CLI and evaluation, so all of them
+write the same records. The run does not depend on the client staying
+connected: `emit` may fail or be dropped and the turn still completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.messages import AIMessage, HumanMessage
+from loguru import logger
+from psycopg_pool import AsyncConnectionPool
+
+from allin.chats import store
+from allin.models.errors import user_message
+from graphs.assistant.context import Context
+
+Emit = Callable[[dict], Awaitable[None]]
+
+
+async def _drop(_: dict) -> None:
+    return None
+
+
+@dataclass
+class TurnResult:
+    user_turn_id: uuid.UUID
+    turn_id: uuid.UUID
+    status: str  # complete | interrupted | error
+    content: str
+    citations: list[dict] = field(default_factory=list)
+    code: list[dict] = field(default_factory=list)
+    route: str | None = None
+    error_code: str | None = None
+    duration_ms: int = 0
+    node_ms: dict[str, float] = field(default_factory=dict)
+    passages: list[dict] = field(default_factory=list)
+    prompt_version: int | None = None
+
+
+class TurnRunner:
+    def __init__(self, graph: Any, pool: AsyncConnectionPool, *, settings: Any, memory: Any = None,
+                 metrics: Any = None, on_turn_done: Callable[[dict, TurnResult], Awaitable[None]] | None = None):
+        self.graph = graph
+        self.pool = pool
+        self.settings = settings
+        self.memory = memory
+        self.metrics = metrics
+        self.on_turn_done = on_turn_done
+
+    def config(self, chat_id: uuid.UUID | str, user_id: uuid.UUID | str) -> dict:
+        return {
+            "configurable": {"thread_id": str(chat_id)},
+            "run_name": "allin-turn",
+            "metadata": {"chat_id": str(chat_id), "mode": self.settings.mode},
+        }
+
+    def context(self, chat: dict, user_id: uuid.UUID | str, attachment_ids: tuple[str, ...] = ()) -> Context:
+        prefs = chat.get("settings") or {}
+        return Context(
+            user_id=str(user_id),
+            chat_id=str(chat["id"]),
+            retrieval_mode=prefs.get("retrieval_mode") or self.settings.retrieval_mode,
+            top_k=int(prefs.get("top_k") or self.settings.top_k),
+            answer_style=prefs.get("answer_style") or "normal",
+            attachment_ids=tuple(attachment_ids),
+        )
+
+    async def run(self, *, user_id: uuid.UUID | str, chat: dict, text: str, emit: Emit = _drop,
+                  modality: str = "text", client_id: str | None = None, attachment_ids: tuple[str, ...] = (),
+                  audio_ref: str | None = None) -> TurnResult:
+        started = time.perf_counter()
+        chat_id = chat["id"]
+        turn_id = uuid.uuid4()
+        # The user's words are stored before any model call: a crash from here on loses nothing they typed.
+        async with self.pool.connection() as conn:
+            user_turn = await store.add_turn(
+                conn, user_id=user_id, chat_id=chat_id, role="user", content=text, modality=modality,
+                client_id=client_id, attachments=list(attachment_ids), audio_ref=audio_ref,
+            )
+        result = TurnResult(user_turn_id=user_turn["id"], turn_id=turn_id, status="complete", content="")
+        tokens: list[str] = []
+        config = self.config(chat_id, user_id)
+        ctx = self.context(chat, user_id, attachment_ids)
+        # The human message carries the turn id, so checkpoints map back to stored turns (fork, export).
+        graph_input = {"messages": [HumanMessage(content=text, id=str(user_turn["id"]))]}
+
+        async def send(frame: dict) -> None:
+            try:
+                await emit(frame)
+            except Exception:  # noqa: BLE001 - a gone client must not stop the turn
+                pass
+
+        node_started = time.perf_counter()
+        try:
+            async for mode, payload in self.graph.astream(
+                graph_input, config, context=ctx, stream_mode=["messages", "updates"],
+                durability=self.settings.langgraph_durability,
+            ):
+                if mode == "messages":
+                    chunk, meta = payload
+                    if meta.get("langgraph_node") == "synthesize":
+                        piece = chunk.text if isinstance(chunk.text, str) else ""
+                        if piece:
+                            tokens.append(piece)
+                            await send({"type": "token", "text": piece, "turn_id": str(turn_id)})
+                elif mode == "updates":
+                    now = time.perf_counter()
+                    for node, update in (payload or {}).items():
+                        result.node_ms[node] = round((now - node_started) * 1000, 2)
+                        if self.metrics is not None:
+                            self.metrics.node_latency.labels(node).observe(now - node_started)
+                        self._apply_update(node, update or {}, result)
+                        if node == "code_execute":
+                            for run in result.code:
+                                await send({"type": "code", "turn_id": str(turn_id), **_code_frame(run)})
+                    node_started = now
+        except asyncio.CancelledError:
+            result.status, result.content = "interrupted", "".join(tokens)
+            await asyncio.shield(self._finish(user_id, chat, result, config, interrupted=True))
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a stored turn and an error frame
+            code, message = user_message(exc)
+            logger.opt(exception=exc).warning("turn failed in chat {}: {}", chat_id, code)
+            result.status, result.error_code, result.content = "error", code, "".join(tokens)
+            if self.metrics is not None:
+                self.metrics.model_errors.labels(self.settings.mode, code).inc()
+            await self._finish(user_id, chat, result, config, error_message=message)
+            await send({"type": "error", "code": code, "message": message, "turn_id": str(turn_id)})
+            return result
+
+        await self._finish(user_id, chat, result, config)
+        result.duration_ms = int((time.perf_counter() - started) * 1000)
+        await send({"type": "message", "role": "assistant", "content": result.content,
+                    "citations": result.citations, "turn_id": str(turn_id)})
+        await send({"type": "turn_complete", "turn_id": str(turn_id), "user_turn_id": str(result.user_turn_id)})
+        if self.metrics is not None:
+            self.metrics.turns.labels(modality, result.status).inc()
+            self.metrics.turn_latency.labels(modality).observe(time.perf_counter() - started)
+        return result
+
+    @staticmethod
+    def _apply_update(node: str, update: dict, result: TurnResult) -> None:
+        if "route" in update:
+            result.route = update["route"]
+        if node == "retrieve":
+            result.passages = update.get("passages") or []
+        if node == "code_execute":
+            result.code = update.get("code_runs") or []
+        if node == "synthesize":
+            msgs = update.get("messages") or []
+            if msgs:
+                result.content = msgs[-1].content if isinstance(msgs[-1].content, str) else str(msgs[-1].content)
+            result.citations = update.get("citations") or []
+            result.prompt_version = update.get("prompt_version")
+
+    async def _finish(self, user_id, chat: dict, result: TurnResult, config: dict, *, interrupted: bool = False,
+                      error_message: str | None = None) -> None:
+        content = result.content
+        if interrupted and not content:
+            content = "(interrupted before any answer)"
+        if error_message and not content:
+            content = error_message
+        if interrupted or error_message:
+            # Keep the thread's history in step with what the user saw.
+            try:
+                await self.graph.aupdate_state(
+                    config, {"messages": [AIMessage(content=content, id=str(result.turn_id))]}, as_node="synthesize"
+                )
+            except Exception as exc:  # noqa: BLE001
+                logger.warning("could not append the partial answer to the thread: {}", exc)
+        async with self.pool.connection() as conn:
+            await store.add_turn(
+                conn, user_id=user_id, chat_id=chat["id"], role="assistant", content=content,
+                status=result.status, reply_to=result.user_turn_id, citations=result.citations,
+                code=[_code_frame(c) for c in result.code] or None, route=result.route,
+                prompt_version=result.prompt_version, error=result.error_code, turn_id=result.turn_id,
+            )
+        if self.on_turn_done is not None and result.status == "complete":
+            try:
+                await self.on_turn_done(chat, result)
+            except Exception as exc:  # noqa: BLE001 - titles/memory are best effort, never fail the turn
+                logger.warning("after-turn work failed: {}", exc)
+
+
+def _code_frame(run: dict) -> dict:
+    return {k: run.get(k) for k in ("language", "code", "stdout", "stderr", "outcome", "duration_ms")} | (
+        {"message": run["message"]} if run.get("message") else {}
+    )

@@ -1,0 +1,144 @@
+"""The real dependencies of the assistant graph: models, retrieval, sandbox, memory, prompts."""
+
+from __future__ import annotations
+
+import asyncio
+from functools import cached_property
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
+from psycopg_pool import AsyncConnectionPool
+
+from allin.config import Settings, load_settings
+from allin.models.context import CodeRun, Passage
+from allin.prompts import Prompt, active_prompt
+from graphs.assistant.context import Context
+from graphs.assistant.state import Route
+
+
+class ServiceDeps:
+    """Built once per process (in the app's lifespan or the CLI) around a shared pool."""
+
+    def __init__(self, settings: Settings, pool: AsyncConnectionPool | None, *, embedder: Any = None,
+                 memory: Any = None, chat_model: BaseChatModel | None = None) -> None:
+        self.settings = settings
+        self._pool = pool
+        self._embedder = embedder
+        self._chat_model = chat_model
+        self.memory = memory  # allin.memory store, when configured
+
+    # -- plumbing ---------------------------------------------------------------
+    async def pool(self) -> AsyncConnectionPool | None:
+        return self._pool
+
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            from allin.knowledge.embeddings import get_embedder
+
+            self._embedder = get_embedder(self.settings)
+        return self._embedder
+
+    @cached_property
+    def _classifier(self):
+        from allin.models.chat_models import make_route_classifier
+
+        return make_route_classifier(self.settings, embedder=self.embedder)
+
+    @property
+    def history_max_tokens(self) -> int:
+        return self.settings.history_max_tokens
+
+    @property
+    def max_model_retries(self) -> int:
+        return self.settings.model_max_retries
+
+    # -- AssistantDeps ------------------------------------------------------------
+    def chat_model(self) -> BaseChatModel:
+        if self._chat_model is None:
+            from allin.models.chat_models import make_chat_model
+
+            self._chat_model = make_chat_model(self.settings, embedder=self.embedder)
+        return self._chat_model
+
+    async def classify(self, text: str, history: list[BaseMessage]) -> Route:
+        return await self._classifier.aclassify(text, history)
+
+    async def search(self, query: str, ctx: Context) -> list[Passage]:
+        from tools.knowledge import search_knowledge
+
+        pool = await self.pool()
+        if pool is None or not ctx.user_id:
+            return []
+        return await search_knowledge(pool, self.embedder, query, user_id=ctx.user_id, top_k=ctx.top_k)
+
+    async def run_code(self, text: str, history: list[BaseMessage], ctx: Context) -> list[CodeRun]:
+        from tools.code import run_gemini_code, run_user_code
+
+        if self.settings.gemini_enabled:
+            return await run_gemini_code(self.chat_model(), text, history)
+        return await run_user_code(text)
+
+    async def recall(self, query: str, ctx: Context) -> list[str]:
+        if self.memory is None or not ctx.user_id:
+            return []
+        return await self.memory.recall(ctx.user_id, query)
+
+    async def attachment_texts(self, ctx: Context) -> list[str]:
+        pool = await self.pool()
+        if pool is None or not ctx.attachment_ids or not ctx.user_id:
+            return []
+        async with pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT filename, text FROM attachments WHERE user_id = %s AND id = ANY(%s::uuid[]) AND text IS NOT NULL",
+                (ctx.user_id, list(ctx.attachment_ids)),
+            )
+            return [f"{r['filename']}:\n{r['text']}" for r in await cur.fetchall()]
+
+    async def system_prompt(self) -> Prompt:
+        pool = await self.pool()
+        if pool is None:
+            return await active_prompt(None)
+        async with pool.connection() as conn:
+            return await active_prompt(conn)
+
+
+class LazyServiceDeps(ServiceDeps):
+    """For LangGraph Studio: settings, database and models are created on first use."""
+
+    def __init__(self) -> None:  # noqa: D107 - nothing happens at import
+        self._ready: asyncio.Lock | None = None
+        self._initialised = False
+
+    async def pool(self) -> AsyncConnectionPool | None:
+        await self._init()
+        return self._pool
+
+    async def _init(self) -> None:
+        if self._initialised:
+            return
+        if self._ready is None:
+            self._ready = asyncio.Lock()
+        async with self._ready:
+            if self._initialised:
+                return
+            from allin.db.migrate import migrate_url
+            from allin.db.pool import make_pool, resolve_database_url
+
+            settings = load_settings()
+            url = await asyncio.to_thread(resolve_database_url, settings)
+            await migrate_url(url, embedding_dim=settings.embedding_dim)
+            pool = make_pool(url, settings, min_size=0, max_size=4)
+            await pool.open()
+            ServiceDeps.__init__(self, settings, pool)
+            self._initialised = True
+
+    def chat_model(self) -> BaseChatModel:
+        if not self._initialised:
+            raise RuntimeError("dependencies not initialised")
+        return super().chat_model()
+
+    async def classify(self, text: str, history: list[BaseMessage]) -> Route:
+        await self._init()
+        return await super().classify(text, history)

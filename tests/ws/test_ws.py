@@ -1,0 +1,160 @@
+"""/ws with a real WebSocket client (the `websockets` library) against uvicorn on a free port."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import httpx
+import pytest
+import websockets
+
+from tests.conftest import LiveServer
+
+
+async def recv_json(ws, timeout=30):
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def hello(ws, token, chat_id=None, frame_id="h1"):
+    frame = {"type": "hello", "token": token, "id": frame_id}
+    if chat_id:
+        frame["chat_id"] = chat_id
+    await ws.send(json.dumps(frame))
+    return await recv_json(ws)
+
+
+async def collect_turn(ws, timeout=60):
+    """Frames until turn_complete (or error)."""
+    frames = []
+    while True:
+        f = await recv_json(ws, timeout)
+        frames.append(f)
+        if f["type"] in ("turn_complete", "error"):
+            return frames
+
+
+async def test_full_turn_streams_tokens_then_message_then_complete(live_server: LiveServer, users):
+    async with websockets.connect(live_server.ws_url) as ws:
+        ready = await hello(ws, users.alice.token)
+        assert ready["type"] == "ready" and ready["resumed"] is False and ready["reply_to"] == "h1"
+        await ws.send(json.dumps({"type": "text", "text": "Who are you?", "id": "q1"}))
+        frames = await collect_turn(ws)
+    kinds = [f["type"] for f in frames]
+    assert kinds[-2:] == ["message", "turn_complete"]
+    tokens = [f for f in frames if f["type"] == "token"]
+    assert len(tokens) > 3
+    assert all(f["reply_to"] == "q1" for f in frames)
+    message = frames[-2]
+    assert "".join(t["text"] for t in tokens) == message["content"]
+    assert "Allin" in message["content"] and "Team 8" in message["content"]
+    # Stored: the user turn and the answer.
+    r = httpx.get(f"{live_server.url}/chat/history/{ready['chat_id']}", headers=users.alice.headers)
+    if r.status_code == 200:
+        turns = r.json()["turns"]
+        assert [t["role"] for t in turns] == ["user", "assistant"]
+
+
+async def test_bad_frames_get_error_and_connection_stays_open(live_server, users):
+    async with websockets.connect(live_server.ws_url) as ws:
+        await hello(ws, users.alice.token)
+        await ws.send("not json")
+        assert (await recv_json(ws))["code"] == "bad_json"
+        await ws.send(json.dumps({"type": "dance", "id": "x"}))
+        err = await recv_json(ws)
+        assert err["code"] == "unknown_type" and err["reply_to"] == "x"
+        await ws.send(json.dumps({"type": "text", "id": "y"}))
+        err = await recv_json(ws)
+        assert err["code"] == "bad_frame" and "text" in err["message"]
+        await ws.send(json.dumps({"type": "ping", "id": "p"}))
+        assert await recv_json(ws) == {"type": "pong", "reply_to": "p"}
+
+
+async def test_wrong_token_is_refused(live_server, users):
+    async with websockets.connect(live_server.ws_url) as ws:
+        err = await hello(ws, "allin_nope")
+        assert err["code"] == "unauthorized"
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await ws.recv()
+        assert closed.value.rcvd.code == 4401
+
+
+async def test_first_frame_must_be_hello(live_server):
+    async with websockets.connect(live_server.ws_url) as ws:
+        await ws.send(json.dumps({"type": "text", "text": "hi"}))
+        assert (await recv_json(ws))["code"] == "unauthorized"
+        with pytest.raises(websockets.ConnectionClosed):
+            await ws.recv()
+
+
+async def test_another_users_chat_id_leaks_nothing(live_server, users):
+    async with websockets.connect(live_server.ws_url) as ws:
+        ready = await hello(ws, users.alice.token)
+        await ws.send(json.dumps({"type": "text", "text": "my secret plan is pineapple"}))
+        await collect_turn(ws)
+    async with websockets.connect(live_server.ws_url) as ws:
+        err = await hello(ws, users.bob.token, chat_id=ready["chat_id"])
+        assert err == {"type": "error", "code": "chat_not_found", "message": "no such chat", "reply_to": "h1"}
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await ws.recv()
+        assert closed.value.rcvd.code == 4404
+    # A random id gives exactly the same answer.
+    async with websockets.connect(live_server.ws_url) as ws:
+        assert (await hello(ws, users.bob.token, chat_id=str(uuid.uuid4())))["code"] == "chat_not_found"
+
+
+async def test_oversize_frame_closes_only_that_connection(live_server, users):
+    big = "x" * (live_server.app.state.res.settings.ws_max_frame_kb * 1024 + 10)
+    async with websockets.connect(live_server.ws_url, max_size=None) as other:
+        await hello(other, users.bob.token)
+        async with websockets.connect(live_server.ws_url, max_size=None) as ws:
+            await hello(ws, users.alice.token)
+            await ws.send(json.dumps({"type": "text", "text": big}))
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.recv()
+            assert closed.value.rcvd.code == 1009
+        await other.send(json.dumps({"type": "ping"}))
+        assert (await recv_json(other))["type"] == "pong"
+
+
+async def test_second_text_while_running_is_refused_and_interrupt_stops_it(live_server, users):
+    async with websockets.connect(live_server.ws_url) as ws:
+        await hello(ws, users.alice.token)
+        await ws.send(json.dumps({"type": "text", "text": "Who are you and what can you do?", "id": "a"}))
+        await ws.send(json.dumps({"type": "text", "text": "again", "id": "b"}))
+        seen = []
+        while True:
+            f = await recv_json(ws)
+            seen.append(f)
+            if f.get("reply_to") == "b":
+                break
+        assert seen[-1]["code"] == "turn_in_progress"
+        await ws.send(json.dumps({"type": "interrupt", "id": "i"}))
+        while True:
+            f = await recv_json(ws)
+            if f.get("reply_to") == "i" or f["type"] == "turn_complete":
+                break
+        # The chat stays usable.
+        await ws.send(json.dumps({"type": "text", "text": "hello", "id": "c"}))
+        frames = await collect_turn(ws)
+        assert frames[-1]["type"] == "turn_complete"
+
+
+async def test_reconnect_resumes_the_chat(live_server, users):
+    async with websockets.connect(live_server.ws_url) as ws:
+        ready = await hello(ws, users.alice.token)
+        await ws.send(json.dumps({"type": "text", "text": "Who are you?"}))
+        done = await collect_turn(ws)
+    async with websockets.connect(live_server.ws_url) as ws:
+        again = await hello(ws, users.alice.token, chat_id=ready["chat_id"])
+        assert again["type"] == "ready" and again["resumed"] is True and again["chat_id"] == ready["chat_id"]
+        assert again["last_turn_id"] == done[-1]["turn_id"]
+
+
+async def test_origin_is_checked(live_server, users):
+    with pytest.raises(websockets.InvalidStatus):
+        async with websockets.connect(live_server.ws_url, origin="http://evil.example"):
+            pass
+    async with websockets.connect(live_server.ws_url, origin=live_server.url) as ws:
+        assert (await hello(ws, users.alice.token))["type"] == "ready"
