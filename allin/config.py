@@ -77,6 +77,14 @@ class Settings(BaseSettings):
     history_max_tokens: int = Field(default=6000, ge=500, le=1_000_000)
     langgraph_durability: Literal["sync", "async", "exit"] = "sync"
 
+    # --- voice ---
+    voice_vad: Literal["silero", "energy"] = "silero"
+    voice_end_silence_ms: int = Field(default=600, ge=100, le=5000)
+    voice_max_utterance_s: float = Field(default=30.0, gt=1, le=120)
+    voice_stt_threads: int = Field(default=2, ge=1, le=16)
+    voice_stt_prompt: str = Field(default="Allin, Team 8, pull request, code review, onboarding.", max_length=500)
+    voice_tts_speed: float = Field(default=1.0, ge=0.5, le=2.0)
+
     # --- logging / tracing ---
     log_level: Literal["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = False

@@ -100,6 +100,13 @@ def resample(a: np.ndarray, src_rate: int, dst_rate: int, *, zero_crossings: int
     return out
 
 
+def to_input_rate(pcm: bytes, rate: int) -> bytes:
+    """PCM16 at `rate` -> PCM16 at the 16 kHz the STT model and VAD expect."""
+    if rate == INPUT_RATE:
+        return pcm
+    return float32_to_pcm16(resample(pcm16_to_float32(pcm), rate, INPUT_RATE))
+
+
 def wav_bytes(pcm: bytes, rate: int) -> bytes:
     """A mono 16-bit WAV file holding `pcm` (for storing voice turns)."""
     if len(pcm) % 2:

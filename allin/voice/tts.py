@@ -96,7 +96,7 @@ class LocalTTS:
             raise ValueError(f"unknown TTS engines {unknown}; choose from {list(_ENGINES)}")
         self.voice = voice
         self.speed = speed
-        self.threads = threads  # onnxruntime threads; one is enough at ~50x real time
+        self.threads = threads  # onnxruntime threads (hibari only); one core already runs ~25-45x real time
         self.engines = tuple(engines)
         self._engine: _Engine | None = None
         self._lock = threading.Lock()
@@ -150,4 +150,3 @@ class LocalTTS:
         self.load()
         assert self._engine is not None
         return self._engine.pcm16(text)
-

@@ -44,12 +44,12 @@ class SpeechDetector(Protocol):
 class EnergyDetector:
     """Speech = RMS level `threshold_db` above a noise floor that tracks the quiet parts.
 
-    The floor starts at the first frame's level, falls fast (the room got
-    quieter) and rises slowly (time constant `rise_s`), so speech barely lifts
-    it but a fan that starts stops counting as speech after a few seconds. It
-    never goes below `floor_min_dbfs`, so digital silence does not make every
-    faint hiss "speech"; `min_speech_dbfs` is an absolute bar under which
-    nothing is speech.
+    The floor starts at the first frame with any signal (digital zeros, which a
+    browser microphone sends while it starts, carry no information about the
+    room), falls fast (the room got quieter) and rises slowly (time constant
+    `rise_s`), so speech barely lifts it but a fan that starts stops counting
+    as speech after a few seconds. `min_speech_dbfs` is an absolute bar under
+    which nothing is speech.
     """
 
     def __init__(
@@ -62,7 +62,7 @@ class EnergyDetector:
         min_speech_dbfs: float = -50.0,
         floor_min_dbfs: float = -70.0,
         fall_s: float = 0.15,
-        rise_s: float = 10.0,
+        rise_s: float = 4.0,
     ) -> None:
         self.frame_samples = rate * frame_ms // 1000
         frame_s = frame_ms / 1000
@@ -80,14 +80,18 @@ class EnergyDetector:
         levels = np.where(power > 0, 10 * np.log10(np.maximum(power, 1e-30)), SILENCE_DBFS)
         out = np.zeros(len(levels), dtype=bool)
         for i, level in enumerate(levels):
+            level = float(level)
+            if level < self.floor_min_dbfs:
+                self._speaking = False  # (near-)digital silence: not speech, and says nothing about the room
+                continue
             if self.floor_dbfs is None:
-                self.floor_dbfs = max(self.floor_min_dbfs, float(level))
+                self.floor_dbfs = level
             bar = max(self.floor_dbfs + self.threshold_db, self.min_speech_dbfs)
             if self._speaking:
                 bar -= self.hysteresis_db  # stay in speech through slightly softer syllables
             self._speaking = out[i] = level >= bar
             rate = self._fall if level < self.floor_dbfs else self._rise
-            self.floor_dbfs = max(self.floor_min_dbfs, self.floor_dbfs + rate * (level - self.floor_dbfs))
+            self.floor_dbfs += rate * (level - self.floor_dbfs)
         return out
 
 

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from .script import Entry, Journal, Reply, Script
-from .server import build_app, file_record, now, parse_duration, stamp
-from .wire import model_id
+from .server import build_app, file_record
+from .wire import model_id, now, parse_duration, stamp
 
 if TYPE_CHECKING:
     from .live import LiveSession
@@ -75,7 +75,8 @@ class FakeGemini:
     def stop(self) -> None:
         if self._server is not None and self._thread is not None:
             self._close_live(1001, "server shutting down")
-            self._server.should_exit = True
+            # Idle keep-alive TLS connections would hold a graceful shutdown.
+            self._server.should_exit = self._server.force_exit = True
             self._thread.join(timeout=10)
         self._server = self._thread = None
 
@@ -116,10 +117,9 @@ class FakeGemini:
 
     def _close_live(self, code: int, reason: str) -> None:
         for target in list(self.live_sessions.values()):
-            future = asyncio.run_coroutine_threadsafe(target.close(code, reason), target.loop)
             try:
-                future.result(timeout=5)
-            except Exception:  # noqa: BLE001 - a socket already gone is fine here
+                asyncio.run_coroutine_threadsafe(target.close(code, reason), target.loop).result(5)
+            except Exception:  # noqa: BLE001 - a socket or loop already gone is fine here
                 pass
         self.live_sessions.clear()
 

@@ -11,28 +11,32 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import re
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .script import (Audio, Close, Delay, Entry, Error, FunctionCall, GoAway, Interrupted, Reply,
                      SessionResumptionUpdate, Text, Transcript, decode_b64, texts_of)
-from .wire import audio_ms, count_tokens, model_id, model_method, normalize, tone
+from .wire import (audio_ms, count_tokens, echo_text, function_results, model_id, model_method,
+                   normalize, tone)
 
 if TYPE_CHECKING:
     from .fake import FakeGemini
 
 AUDIO_TOKENS_PER_S = 32  # what the real service bills for audio
+logger = logging.getLogger(__name__)
 
 
 @dataclass
 class Turn:
-    """What the client asked in one turn: text, or `audio_ms` of speech."""
+    """One client turn: what was asked, the default answer, and any audio length."""
 
-    text: str = ""
+    prompt: str = ""
+    answer: str = ""
     audio_ms: int | None = None
     input_sent: bool = False  # input transcription already sent this turn
 
@@ -124,9 +128,9 @@ class LiveSession:
         if name == "clientContent":
             self.pending_turns += payload.get("turns") or []
             if payload.get("turnComplete"):
-                from .server import echo_text  # a cycle at import time otherwise
-
-                self.turns.put_nowait(Turn(text=echo_text(self.pending_turns)))
+                answer = echo_text(self.pending_turns)
+                prompt = " ".join(texts_of({"turns": self.pending_turns}))
+                self.turns.put_nowait(Turn(prompt, answer))
                 self.pending_turns = []
         elif name == "realtimeInput":
             blobs = ([payload["audio"]] if "audio" in payload else []) + payload.get("mediaChunks", [])
@@ -138,11 +142,12 @@ class LiveSession:
             if blobs or "text" in payload or "activityStart" in payload:
                 self.new_input.set()
             if isinstance(payload.get("text"), str):
-                self.turns.put_nowait(Turn(text="Echo: " + payload["text"]))
+                self.turns.put_nowait(Turn(payload["text"], "Echo: " + payload["text"]))
             if payload.get("audioStreamEnd") or "activityEnd" in payload:
                 millis = len(self.audio) * 1000 // (2 * self.audio_rate)
                 self.audio = bytearray()
-                self.turns.put_nowait(Turn(text=f"Echo: (audio of {millis} ms)", audio_ms=millis))
+                heard = f"(audio of {millis} ms)"
+                self.turns.put_nowait(Turn(heard, f"Echo: {heard}", audio_ms=millis))
         elif name == "toolResponse":
             self.tool_responses.put_nowait(payload.get("functionResponses") or [])
 
@@ -171,28 +176,28 @@ class LiveSession:
         await self.play(reply, Turn())
 
     async def worker(self) -> None:
-        while not self.closed:
-            turn = await self.turns.get()
-            epoch = self.fake.epoch
+        try:
             while not self.closed:
-                reply = self.fake.script.pop("live") if epoch == self.fake.epoch else None
-                if reply is None:
-                    await self.play(self.default_reply(turn), turn)
-                    break
-                if await self.play(reply, turn):
-                    break
-            self.turn_count += 1
-            if self.resumption and not self.closed:
-                await self.send({"sessionResumptionUpdate": {
-                    "newHandle": f"fake-handle-{self.number}-{self.turn_count}", "resumable": True}})
+                turn = await self.turns.get()
+                epoch = self.fake.epoch
+                while not self.closed:
+                    reply = self.fake.script.pop("live") if epoch == self.fake.epoch else None
+                    if reply is None:
+                        await self.play(self.default_reply(turn), turn)
+                        break
+                    if await self.play(reply, turn):
+                        break
+        except Exception as exc:  # a bug in the fake: fail the test loudly, not by a hang
+            logger.exception("fake Gemini Live worker failed")
+            await self.close(1011, f"fake_gemini error: {exc!r}")
 
     def default_reply(self, turn: Turn) -> Reply:
-        return Audio(text=turn.text) if self.audio_out else Text(turn.text)
+        return Audio(text=turn.answer) if self.audio_out else Text(turn.answer)
 
     async def input_transcription(self, turn: Turn, text: str | None = None) -> None:
         if turn.audio_ms is not None and self.transcribe_in and not turn.input_sent:
             turn.input_sent = True
-            text = text or f"(audio of {turn.audio_ms} ms)"
+            text = text or turn.prompt
             await self.send({"serverContent": {"inputTranscription": {"text": text}}})
 
     async def play(self, reply: Reply, turn: Turn) -> bool:
@@ -228,17 +233,17 @@ class LiveSession:
             await self.finish(turn, reply.text, millis)
             return True
         elif isinstance(reply, Interrupted):
+            self.new_input.clear()  # input from now on, while the model speaks, barges in
             await self.input_transcription(turn)
             await self.speak(tone(reply.partial_ms), 24000, 100, "")
             if reply.wait_for_input:
-                self.new_input.clear()
                 try:
                     await asyncio.wait_for(self.new_input.wait(), reply.timeout)
                 except TimeoutError:
                     pass
             await self.send({"serverContent": {"interrupted": True}})
             if reply.turn_complete:
-                await self.send({"serverContent": {"turnComplete": True}})
+                await self.complete_turn({})
             return True
         elif hasattr(reply, "parts"):  # Text, CodeExecution, Parts
             await self.input_transcription(turn)
@@ -262,8 +267,7 @@ class LiveSession:
         except TimeoutError:
             await self.close(1011, f"No tool response for {call.name} in time.")
             return
-        turn.text = "; ".join(f"Function {r.get('name')} returned: {json.dumps(r.get('response'))}"
-                              for r in responses)
+        turn.answer = function_results(responses)
 
     async def speak(self, pcm: bytes, rate: int, chunk_ms: int, transcript: str) -> None:
         step = max(2, rate * 2 * chunk_ms // 1000)
@@ -275,13 +279,20 @@ class LiveSession:
                 await self.send({"serverContent": {"outputTranscription": {"text": transcript}}})
 
     async def finish(self, turn: Turn, reply_text: str, reply_ms: int) -> None:
-        prompt = count_tokens([turn.text]) + (turn.audio_ms or 0) * AUDIO_TOKENS_PER_S // 1000
+        prompt = count_tokens([turn.prompt]) + (turn.audio_ms or 0) * AUDIO_TOKENS_PER_S // 1000
         response = count_tokens([reply_text]) + reply_ms * AUDIO_TOKENS_PER_S // 1000
         await self.send({"serverContent": {"generationComplete": True}})
-        await self.send({"serverContent": {"turnComplete": True}, "usageMetadata": {
-            "promptTokenCount": prompt, "responseTokenCount": response,
-            "totalTokenCount": prompt + response}})
+        await self.complete_turn({"usageMetadata": {"promptTokenCount": prompt,
+                                                    "responseTokenCount": response,
+                                                    "totalTokenCount": prompt + response}})
+
+    async def complete_turn(self, extra: dict) -> None:
+        # The resumption update goes just before turnComplete, so a client
+        # reading with session.receive() (which stops at turnComplete) sees it.
+        self.turn_count += 1
+        if self.resumption:
+            await self.send({"sessionResumptionUpdate": {
+                "newHandle": f"fake-handle-{self.number}-{self.turn_count}", "resumable": True}})
+        await self.send({"serverContent": {"turnComplete": True}} | extra)
 
 
-def _unused(_: Any) -> None:  # keep type checkers quiet about re-exported names
-    return None

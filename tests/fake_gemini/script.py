@@ -8,8 +8,8 @@ when the queue is empty. Every request and Live frame lands in the journal.
 from __future__ import annotations
 
 import base64
-import json
 import itertools
+import json
 import re
 import threading
 import time
@@ -31,10 +31,9 @@ def split_words(text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Reply:
+    """Base of scripted replies; `default_kind` is the queue it goes to."""
+
     default_kind: ClassVar[str] = "generate"
-    # Live: a terminal reply ends the client's turn; events are sent in order
-    # and the turn goes on with the next queued reply (or the default one).
-    terminal: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
@@ -104,7 +103,6 @@ class ToolCall(FunctionCall):
     """Live: send `toolCall`, wait for the client's tool_response, go on."""
 
     default_kind: ClassVar[str] = "live"
-    terminal: ClassVar[bool] = False
     timeout: float = 30.0
 
 
@@ -161,7 +159,6 @@ class Delay(Reply):
     """Sleep, then answer with the next queued reply (or the default)."""
 
     seconds: float
-    terminal: ClassVar[bool] = False
 
 
 @dataclass(frozen=True)
@@ -196,7 +193,6 @@ class Transcript(Reply):
     """Live event: explicit input/output transcription messages (always sent)."""
 
     default_kind: ClassVar[str] = "live"
-    terminal: ClassVar[bool] = False
     input: str | None = None
     output: str | None = None
 
@@ -218,7 +214,6 @@ class GoAway(Reply):
     """Live event: `goAway`; closes the socket (1000) after `close_after` s if set."""
 
     default_kind: ClassVar[str] = "live"
-    terminal: ClassVar[bool] = False
     time_left: str = "5s"
     close_after: float | None = None
 
@@ -228,7 +223,6 @@ class SessionResumptionUpdate(Reply):
     """Live event: a resumption update (handle generated when None)."""
 
     default_kind: ClassVar[str] = "live"
-    terminal: ClassVar[bool] = False
     handle: str | None = None
     resumable: bool = True
 
@@ -338,7 +332,7 @@ class Entry:
 
     @property
     def tools(self) -> list[dict]:
-        return (self.body or {}).get("tools") or [] if isinstance(self.body, dict) else []
+        return (self.body.get("tools") if isinstance(self.body, dict) else None) or []
 
     @property
     def file_uris(self) -> list[str]:

@@ -7,17 +7,17 @@ import hashlib
 import json
 import re
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from . import live
 from .script import (Delay, Embedding, Entry, Error, Json, Reply, Text, file_uris, system_text,
                      texts_of)
-from .wire import (count_tokens, embed, instance, model_id, model_method, normalize,
-                   not_found_message)
+from .wire import (count_tokens, echo_text, embed, instance, model_id, model_method, normalize,
+                   not_found_message, stamp)
 
 if TYPE_CHECKING:
     from .fake import FakeGemini
@@ -34,20 +34,13 @@ class ApiError(Exception):
         self.error, self.headers = error, headers or {}
 
 
-def bad_key_error() -> Error:
-    return Error(400, "API key not valid. Please pass a valid API key.")
+def missing_file(file_id: str) -> ApiError:
+    return ApiError(Error(403, f"You do not have permission to access the File {file_id} or it "
+                          "may not exist.", "PERMISSION_DENIED"))
 
 
-def stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def parse_duration(text: str) -> timedelta:
-    return timedelta(seconds=float(text.rstrip("s")))
+def missing_cache() -> ApiError:
+    return ApiError(Error(403, "CachedContent not found (or permission denied)", "PERMISSION_DENIED"))
 
 
 class CollapseSlashes:
@@ -61,17 +54,6 @@ class CollapseSlashes:
             path = re.sub("/{2,}", "/", scope["path"])
             scope = dict(scope, path=path, raw_path=path.encode())
         await self.app(scope, receive, send)
-
-
-def echo_text(contents: list[dict]) -> str:
-    """Default answer: echo the last user turn (or report a function result)."""
-    last = next((c for c in reversed(contents) if c.get("role", "user") == "user"), {})
-    parts = last.get("parts", [])
-    responses = [p["functionResponse"] for p in parts if "functionResponse" in p]
-    if responses:
-        return "; ".join(f"Function {r.get('name')} returned: {json.dumps(r.get('response'))}"
-                         for r in responses)
-    return "Echo: " + " ".join(p["text"] for p in parts if "text" in p)
 
 
 def default_reply(body: dict) -> Reply:
@@ -94,12 +76,12 @@ def build_app(fake: FakeGemini) -> Any:
     async def record(request: Request, kind: str, model: str | None = None) -> Entry:
         raw_bytes = await request.body()
         raw = None
-        if raw_bytes and "json" in request.headers.get("content-type", "json"):
+        if raw_bytes and "upload_id" not in request.query_params:  # chunks are file bytes
             try:
                 raw = json.loads(raw_bytes)
             except ValueError:
                 raw = None
-        return fake.journal_.add(Entry(
+        return fake.log.add(Entry(
             kind=kind, method=request.method, path=request.url.path, model=model,
             headers={k.lower(): v for k, v in request.headers.items()},
             body=normalize(raw), raw=raw, query=dict(request.query_params)))
@@ -113,7 +95,7 @@ def build_app(fake: FakeGemini) -> Any:
                                  "established identity). Please use API Key or other form of API "
                                  "consumer identity to call this API.", "PERMISSION_DENIED"))
         if key != fake.api_key:
-            raise ApiError(bad_key_error())
+            raise ApiError(Error(400, "API key not valid. Please pass a valid API key."))
 
     def check_model(model: str, method: str, version: str, wants: str) -> None:
         if model_method(model) != wants:
@@ -137,12 +119,10 @@ def build_app(fake: FakeGemini) -> Any:
         for uri in file_uris(body):
             file_id = uri.rstrip("/").rsplit("/", 1)[-1]
             if "/files/" in uri and fake.file(file_id) is None:
-                raise ApiError(Error(403, f"You do not have permission to access the File {file_id} "
-                                     "or it may not exist.", "PERMISSION_DENIED"))
+                raise missing_file(file_id)
         cache = body.get("cachedContent")
         if cache and fake.cache(cache.rsplit("/", 1)[-1]) is None:
-            raise ApiError(Error(403, "CachedContent not found (or permission denied)",
-                                 "PERMISSION_DENIED"))
+            raise missing_cache()
 
     # --- models ------------------------------------------------------------------
 
@@ -272,10 +252,6 @@ def build_app(fake: FakeGemini) -> Any:
         file = fake.add_file(data, pending["mime"], pending["meta"].get("displayName"))
         return JSONResponse({"file": file}, headers={"x-goog-upload-status": "final"})
 
-    def missing_file(file_id: str) -> ApiError:
-        return ApiError(Error(403, f"You do not have permission to access the File {file_id} or it "
-                              "may not exist.", "PERMISSION_DENIED"))
-
     @app.get("/{version}/files/{file_id}")
     async def get_file(version: str, file_id: str, request: Request) -> JSONResponse:
         await record(request, "files")
@@ -305,9 +281,6 @@ def build_app(fake: FakeGemini) -> Any:
         return JSONResponse(page(files, "files", request))
 
     # --- cachedContents ------------------------------------------------------------
-
-    def missing_cache() -> ApiError:
-        return ApiError(Error(403, "CachedContent not found (or permission denied)", "PERMISSION_DENIED"))
 
     @app.post("/{version}/cachedContents")
     async def create_cache(version: str, request: Request) -> JSONResponse:
@@ -342,9 +315,10 @@ def build_app(fake: FakeGemini) -> Any:
             cache = fake.cache(cache_id)
         return JSONResponse(cache)
 
-    app.add_api_websocket_route(
-        "/ws/google.ai.generativelanguage.{version}.GenerativeService.BidiGenerateContent",
-        lambda websocket, version: live.serve(fake, websocket, version))
+    @app.websocket("/ws/google.ai.generativelanguage.{version}.GenerativeService.BidiGenerateContent")
+    async def bidi(websocket: WebSocket, version: str) -> None:
+        await live.serve(fake, websocket, version)
+
     return CollapseSlashes(app)
 
 

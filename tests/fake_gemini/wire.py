@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -42,6 +44,20 @@ def normalize(value: Any) -> Any:
     return out
 
 
+def stamp(moment: datetime) -> str:
+    """Google's timestamp format, always UTC with microseconds."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_duration(text: str) -> timedelta:
+    """'3600s' / '1.5s' → timedelta."""
+    return timedelta(seconds=float(text.rstrip("s")))
+
+
 def model_id(name: str) -> str:
     return name.split("/", 1)[1] if name.startswith(("models/", "tunedModels/")) else name
 
@@ -64,6 +80,22 @@ def model_method(model: str) -> str | None:
 def not_found_message(model: str, method: str, version: str = "v1beta") -> str:
     return (f"models/{model} is not found for API version {version}, or is not supported for "
             f"{method}. Call ListModels to see the list of available models and their supported methods.")
+
+
+def function_results(responses: list[dict]) -> str:
+    """Default answer after function responses: say what they returned."""
+    return "; ".join(f"Function {r.get('name')} returned: {json.dumps(r.get('response'))}"
+                     for r in responses)
+
+
+def echo_text(contents: list[dict]) -> str:
+    """Default answer: echo the last user turn (or report a function result)."""
+    last = next((c for c in reversed(contents) if c.get("role", "user") == "user"), {})
+    parts = last.get("parts", [])
+    responses = [p["functionResponse"] for p in parts if "functionResponse" in p]
+    if responses:
+        return function_results(responses)
+    return "Echo: " + " ".join(p["text"] for p in parts if "text" in p)
 
 
 # --- structured output ---------------------------------------------------------
@@ -105,6 +137,7 @@ def instance(schema: dict, root: dict | None = None) -> Any:
     if kind in ("integer", "number"):
         low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
         value = max(0, low + (1 if "exclusiveMinimum" in schema else 0))
+        value = min(value, schema.get("maximum", value))
         return int(value) if kind == "integer" else float(value)
     if kind == "boolean":
         return False
