@@ -77,6 +77,13 @@ class Settings(BaseSettings):
     history_max_tokens: int = Field(default=6000, ge=500, le=1_000_000)
     langgraph_durability: Literal["sync", "async", "exit"] = "sync"
 
+    # --- code sandbox (offline code execution) ---
+    sandbox_backend: Literal["auto", "bwrap", "unshare-userns", "unshare-root", "rlimits"] = "auto"
+    sandbox_max_concurrency: int = Field(default=2, ge=1, le=32)
+    sandbox_python: str | None = Field(default=None, description="Interpreter for snippets (default: system python3).")
+    sandbox_wall_s: float = Field(default=10.0, gt=0, le=30)
+    sandbox_memory_mb: int = Field(default=256, ge=32, le=8192)
+
     # --- voice ---
     voice_vad: Literal["silero", "energy"] = "silero"
     voice_end_silence_ms: int = Field(default=600, ge=100, le=5000)

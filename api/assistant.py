@@ -8,10 +8,13 @@ from graphs.assistant.graph import build_graph
 from graphs.assistant.runner import TurnRunner
 from graphs.assistant.services import ServiceDeps
 from api.state import Resources
+from tools.sandbox import Sandbox, set_default_sandbox
 
 
 async def start_assistant(res: Resources) -> None:
     settings = res.settings
+    set_default_sandbox(Sandbox(backend=settings.sandbox_backend, max_concurrency=settings.sandbox_max_concurrency,
+                                python=settings.sandbox_python))
     deps = ServiceDeps(settings, res.pool, memory=res.extras.get("memory"),
                        chat_model=res.extras.get("chat_model_override"), embedder=res.extras.get("embedder_override"))
     # The pool is built with autocommit + dict rows + no prepared statements, as the saver needs.

@@ -88,18 +88,29 @@ def check_components() -> list[Check]:
 
 def check_sandbox() -> list[Check]:
     try:
-        from tools.sandbox import sandbox_report  # type: ignore[import-not-found]
+        from tools.sandbox import sandbox_report
     except ImportError:
         return [Check("sandbox", False, "code sandbox module not installed")]
     try:
         report = sandbox_report()
     except Exception as exc:  # noqa: BLE001
         return [Check("sandbox", False, f"probe failed: {exc}")]
-    notes = report.get("notes") or []
-    active = [k for k, v in report.items() if k not in ("notes", "platform") and v not in (False, None, [], "")]
-    return [Check("sandbox", bool(active), "active: " + ", ".join(active)), *[
-        Check("sandbox", True, note, optional=True) for note in notes
-    ]]
+    seccomp = report.get("seccomp") or {}
+    flags = [name for name, on in (
+        ("network isolated", report.get("network_isolated")),
+        ("filesystem isolated", report.get("filesystem_isolated")),
+        ("unprivileged uid", report.get("unprivileged_uid")),
+        ("seccomp", seccomp.get("active")),
+        ("rlimits", bool(report.get("rlimits"))),
+    ) if on]
+    checks = [Check("sandbox", bool(report.get("available")),
+                    f"backend {report.get('backend')}: " + (", ".join(flags) or "no protections"))]
+    missing = [name for name, info in (report.get("backends") or {}).items() if not info.get("available")]
+    if missing:
+        checks.append(Check("sandbox", False, "unavailable here: " + ", ".join(
+            f"{n} ({report['backends'][n].get('reason')})" for n in missing), optional=True))
+    checks += [Check("sandbox", True, note, optional=True) for note in report.get("notes") or []]
+    return checks
 
 
 def check_platform() -> list[Check]:

@@ -35,7 +35,7 @@ class ServiceDeps:
     @property
     def embedder(self):
         if self._embedder is None:
-            from allin.knowledge.embeddings import get_embedder
+            from allin.knowledge.embedder_choice import get_embedder
 
             self._embedder = get_embedder(self.settings)
         return self._embedder
@@ -78,7 +78,11 @@ class ServiceDeps:
 
         if self.settings.gemini_enabled:
             return await run_gemini_code(self.chat_model(), text, history)
-        return await run_user_code(text)
+        from tools.sandbox import SandboxLimits
+
+        limits = SandboxLimits(wall_s=self.settings.sandbox_wall_s, cpu_s=self.settings.sandbox_wall_s,
+                               memory_mb=self.settings.sandbox_memory_mb)
+        return await run_user_code(text, limits)
 
     async def recall(self, query: str, ctx: Context) -> list[str]:
         if self.memory is None or not ctx.user_id:
