@@ -143,7 +143,7 @@ def build_turn_message(ctx: TurnContext) -> str:
                 f"<code_result{_attrs(language=run.language, outcome=run.outcome, duration_ms=run.duration_ms)}>"
             )
             parts += [_element("code", run.code), _element("stdout", run.stdout), _element("stderr", run.stderr)]
-            parts += [_element("limit_message", run.message), "</code_result>"]
+            parts += [_element("message", run.message), "</code_result>"]
         parts.append("</code_results>")
     if ctx.memories:
         parts += ["<memories>", *(_element("memory", m) for m in ctx.memories), "</memories>"]
@@ -210,7 +210,7 @@ def parse_turn_message(text: str) -> TurnContext | None:
                 CodeRun(
                     language=a["language"], outcome=a["outcome"], duration_ms=int(a["duration_ms"]),
                     code=_one(inner, "code"), stdout=_one(inner, "stdout"), stderr=_one(inner, "stderr"),
-                    message=_one(inner, "limit_message"),
+                    message=_one(inner, "message"),
                 )
             )
     except (KeyError, ValueError):

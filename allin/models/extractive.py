@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import groupby
 from typing import Any
 
@@ -22,12 +24,12 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackMana
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
-from allin.models.rules import asks_about_user, is_farewell, is_greeting, is_identity_question, is_self_fact, is_thanks
 from allin.models.context import CodeRun, Passage, TurnContext, parse_turn_message
+from allin.models.rules import asks_about_user, is_farewell, is_greeting, is_identity_question, is_self_fact, is_thanks
 from allin.models.sentences import Unit, split_units
-from allin.models.text import Embedder, content_words, embed_texts, overlap
+from allin.models.text import content_words, embed_texts, overlap
 
 NOT_FOUND = "I couldn't find this in the team's documents."
 
@@ -52,9 +54,8 @@ def _message_text(message: BaseMessage) -> str:
     content = message.content
     if isinstance(content, str):
         return content
-    return "".join(
-        part if isinstance(part, str) else str(part.get("text", "")) for part in content if isinstance(part, (str, dict))
-    )
+    parts = (p if isinstance(p, str) else str(p.get("text", "")) for p in content if isinstance(p, (str, dict)))
+    return "".join(parts)
 
 
 def _fence(text: str, info: str = "") -> str:
@@ -67,15 +68,19 @@ def _fence(text: str, info: str = "") -> str:
 class ExtractiveChatModel(BaseChatModel):
     """Answers from the turn context without a generative model (offline mode)."""
 
-    embedder: Any = Field(exclude=True)
+    embedder: Any = Field(exclude=True)  # an allin.models.text.Embedder
     persona_name: str = "Allin"
     team: str = "Team 8"
     max_sentences: int = 5
-    min_similarity: float = 0.35  # best score below this = nothing relevant (MiniLM cosine scale)
+    min_similarity: float = 0.45  # best score below this = nothing relevant (tuned on MiniLM, see tests)
     relative_window: float = 0.2  # also drop units scoring this far below the best one
     lexical_weight: float = 0.15  # bonus for sharing the question's content words
     heading_weight: float = 0.1  # bonus for sitting under a heading that matches the question
     memory_min_similarity: float = 0.3
+    cache_size: int = 4096  # embedded units kept: the same passages come back turn after turn
+
+    _cache: OrderedDict[str, np.ndarray] = PrivateAttr(default_factory=OrderedDict)
+    _cache_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @property
     def _llm_type(self) -> str:
@@ -189,7 +194,7 @@ class ExtractiveChatModel(BaseChatModel):
         if asks_about_user(question):
             remembered = self._relevant_memories(question, ctx.memories, for_self_question=True)
             if len(remembered) == 1:
-                return f"You told me: {remembered[0]}"
+                return f"You told me: {_sentence(remembered[0])}"
             if remembered:
                 return "You told me:\n" + "\n".join(f"- {m}" for m in remembered)
             return "You haven't told me that yet. Tell me and I'll remember it across our chats."
@@ -214,8 +219,12 @@ class ExtractiveChatModel(BaseChatModel):
     def _quote(self, ctx: TurnContext) -> str | None:
         """The most relevant units of passages/attachments with citations, or None if nothing fits."""
         sources: list[Passage | str] = [*ctx.passages, *ctx.attachments]
-        units = [(i, u) for i, src in enumerate(sources) for u in split_units(_source_text(src))]
-        units = [(i, u) for i, u in units if not _INJECTION_RE.search(u.text)]
+        units = [
+            (i, replace(u, heading=u.heading or _section(src)))
+            for i, src in enumerate(sources)
+            for u in split_units(_source_text(src))
+        ]
+        units = [(i, u) for i, u in units if _quotable(u)]
         if not units or not ctx.question.strip():
             return None
         chosen = self._select(ctx.question, units)
@@ -232,28 +241,50 @@ class ExtractiveChatModel(BaseChatModel):
         return "\n\n".join(parts)
 
     def _select(self, question: str, units: list[tuple[int, Unit]]) -> list[_Scored]:
-        q = np.asarray(self.embedder.embed_query(question), dtype=np.float32)
-        headings = sorted({u.heading for _, u in units if u.heading})
-        vectors = embed_texts(self.embedder, [u.scoring_text for _, u in units] + headings)
-        unit_sims = vectors[: len(units)] @ q
-        heading_sims = dict(zip(headings, vectors[len(units) :] @ q, strict=True))
-        q_words = content_words(question)
-        scored = [
-            _Scored(
-                source=i,
-                unit=u,
-                score=float(sim)
-                + self.lexical_weight * overlap(q_words, u.scoring_text)
-                + self.heading_weight * max(0.0, float(heading_sims.get(u.heading, 0.0))),
-            )
-            for (i, u), sim in zip(units, unit_sims, strict=True)
-        ]
+        """Top units by score (see `_unit_scores`), above the thresholds, back in document order."""
+        scored = [_Scored(i, u, score) for (i, u), score in zip(units, self._unit_scores(question, units), strict=True)]
         best = max(s.score for s in scored)
         if best < self.min_similarity:
             return []
         floor = max(self.min_similarity, best - self.relative_window)
         top = sorted((s for s in scored if s.score >= floor), key=lambda s: -s.score)[: self.max_sentences]
-        return sorted(top, key=lambda s: (s.source, s.unit.pos))  # document order
+        return sorted(top, key=lambda s: (s.source, s.unit.pos))
+
+    def _unit_scores(self, question: str, units: list[tuple[int, Unit]]) -> list[float]:
+        """Cosine to the question of the unit alone and of "heading: unit" (averaged), plus
+        bonuses for shared words and for a matching heading.
+
+        A sentence alone often lacks its subject ("One business day is the maximum…"
+        answers "how fast" only under its heading); the heading alone would rank
+        every sentence of a section equally, so both views are used.
+        """
+        q = np.asarray(self.embedder.embed_query(question), dtype=np.float32)
+        views = [(u.scoring_text, f"{u.heading}: {u.scoring_text}" if u.heading else None) for _, u in units]
+        headings = [u.heading for _, u in units if u.heading]
+        texts = list(dict.fromkeys([t for pair in views for t in pair if t] + headings))
+        sims = dict(zip(texts, (self._embed(texts) @ q).tolist(), strict=True))
+        q_words = content_words(question)
+        scores = []
+        for (_, u), (plain, in_context) in zip(units, views, strict=True):
+            cosine = (sims[plain] + sims[in_context]) / 2 if in_context else sims[plain]
+            heading_bonus = self.heading_weight * max(0.0, sims[u.heading]) if u.heading else 0.0
+            scores.append(cosine + self.lexical_weight * overlap(q_words, u.scoring_text) + heading_bonus)
+        return scores
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """Embeddings of `texts`, from a bounded LRU cache where possible."""
+        with self._cache_lock:
+            known = {t: self._cache[t] for t in texts if t in self._cache}
+            for t in known:
+                self._cache.move_to_end(t)
+        missing = list(dict.fromkeys(t for t in texts if t not in known))
+        if missing:
+            known.update(zip(missing, embed_texts(self.embedder, missing), strict=True))
+            with self._cache_lock:
+                self._cache.update((t, known[t]) for t in missing)
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return np.stack([known[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
 
     def _relevant_memories(self, question: str, memories: list[str], *, for_self_question: bool = False) -> list[str]:
         if not memories:
@@ -261,7 +292,7 @@ class ExtractiveChatModel(BaseChatModel):
         if for_self_question and re.search(r"\b(about me|know about|remember about)\b", question, re.IGNORECASE):
             return list(memories)  # "what do you know about me?" wants everything
         q = np.asarray(self.embedder.embed_query(question), dtype=np.float32)
-        sims = embed_texts(self.embedder, memories) @ q
+        sims = self._embed(memories) @ q
         q_words = content_words(question)
         scores = [float(s) + self.lexical_weight * overlap(q_words, m) for s, m in zip(sims, memories, strict=True)]
         return [m for m, s in zip(memories, scores, strict=True) if s >= self.memory_min_similarity]
@@ -277,6 +308,23 @@ def _pieces(text: str) -> list[str]:
 
 def _source_text(source: Passage | str) -> str:
     return source.content if isinstance(source, Passage) else source
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _section(source: Passage | str) -> str:
+    return (source.section or "") if isinstance(source, Passage) else ""
+
+
+def _quotable(unit: Unit) -> bool:
+    """Leave out what reads badly alone (list lead-ins, fragments) and text aimed at an AI."""
+    if _INJECTION_RE.search(unit.text):
+        return False
+    fragment = unit.text.endswith(":") or len(unit.text.split()) < 4
+    return not (unit.kind == "sentence" and fragment)
 
 
 def _label(source: Passage | str, index: int, n_passages: int) -> str:
@@ -315,31 +363,36 @@ def _source_line(p: Passage) -> str:
     return f"[{p.n}] {p.title or p.file}{where}"
 
 
+# Sandbox outcomes (tools/sandbox) and Gemini's code-execution outcomes, in words.
+_OK = "finished OK"
 _OUTCOMES = {
-    "ok": "finished OK",
-    "outcome_ok": "finished OK",
-    "success": "finished OK",
+    "ok": _OK,
+    "outcome_ok": _OK,
     "error": "failed",
-    "failed": "failed",
     "outcome_failed": "failed",
     "timeout": "ran out of time",
-    "deadline_exceeded": "ran out of time",
     "outcome_deadline_exceeded": "ran out of time",
+    "memory": "ran out of memory",
+    "output_limit": "printed more than the output limit",
+    "killed": "was killed",
 }
 
 
 def _report_run(run: CodeRun, index: int, total: int) -> str:
-    outcome = run.outcome.strip().lower()
-    verdict = _OUTCOMES.get(outcome, f"stopped ({run.outcome})")
+    """One run: the verdict, the limit/why sentence, then stdout and stderr in fenced blocks."""
+    verdict = _OUTCOMES.get(run.outcome.strip().lower(), f"stopped ({run.outcome})")
     which = f"Run {index} of {total}: " if total > 1 else ""
-    lines = [f"{which}I ran the {run.language or 'code'} code ({run.duration_ms} ms): it {verdict}."]
-    if run.message:
+    language = run.language or "code"
+    if run.outcome.strip().lower() == "unavailable":
+        return f"{which}I couldn't run the {language} code. {run.message}".rstrip()
+    lines = [f"{which}I ran the {language} code ({run.duration_ms} ms): it {verdict}."]
+    if run.message and verdict != _OK:  # on success the sandbox's message is just "Finished."
         lines.append(run.message)
     if run.stdout:
         lines.append("Output:\n" + _fence(run.stdout, "text"))
     if run.stderr:
-        title = "Error:" if verdict != "finished OK" else "It also wrote to stderr:"
+        title = "It also wrote to stderr:" if verdict == _OK else "Error:"
         lines.append(title + "\n" + _fence(run.stderr, "text"))
-    if not run.stdout and not run.stderr and verdict == "finished OK":
+    if not run.stdout and not run.stderr and verdict == _OK:
         lines.append("It printed nothing.")
     return "\n".join(lines)

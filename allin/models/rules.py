@@ -15,7 +15,8 @@ _I = re.IGNORECASE
 
 _FENCED_CODE = re.compile(r"```|~~~")
 _RUN_REQUEST = re.compile(
-    r"\b(run|execute|exec|evaluate|eval)\b\s+(this|that|it|these|the following|my|the (code|snippet|script|function|program))\b"
+    r"\b(run|execute|exec|evaluate|eval)\b\s+"
+    r"(this|that|it|these|the following|my|the (code|snippet|script|function|program))\b"
     r"|^\s*(please\s+)?(run|execute)\b"
     r"|\bwhat (does|will|would) (this|that|the following) (code|snippet|script|function|program)\b",
     _I,
@@ -54,7 +55,8 @@ _ABOUT_USER = re.compile(
 _SELF_FACT = re.compile(
     r"^\s*(fyi,?\s+|btw,?\s+|just so you know,?\s+)?"
     r"(my name is|my name's|call me|i prefer|i like|i love|i hate|i live|i joined|i started|"
-    r"i work (on|in|at|with|for|remotely|from)|i'm (on|in|from|based|called|the new)\b|i am (on|in|from|based|called|the new)\b|"
+    r"i work (on|in|at|with|for|remotely|from)|"
+    r"i'm (on|in|from|based|called|the new)\b|i am (on|in|from|based|called|the new)\b|"
     r"i'm an? \w*\s?(engineer|developer|designer|manager|intern|lead|sre|analyst)|"
     r"i am an? \w*\s?(engineer|developer|designer|manager|intern|lead|sre|analyst)|"
     r"i use|remember that|please remember|note that i|my \w+ is)\b",
