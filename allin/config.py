@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     voice_stt_prompt: str = Field(default="Allin, Team 8, pull request, code review, onboarding.", max_length=500)
     voice_tts_speed: float = Field(default=1.0, ge=0.5, le=2.0)
 
+    live_voice_name: str | None = Field(default=None, max_length=64)
+    live_max_reconnects: int = Field(default=3, ge=0, le=20)
+    live_stable_after_s: float = Field(default=60.0, gt=0, le=3600)
+
     # --- logging / tracing ---
     log_level: Literal["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = False
