@@ -1,0 +1,110 @@
+"""Knowledge sync and upload as an admin would do them, on the real corpus and a real Postgres."""
+
+import asyncio
+import io
+import shutil
+import time
+
+import pytest
+
+
+async def wait_job(client, job_id, headers, timeout=300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = (await client.get(f"/admin/sync_knowledge/{job_id}", headers=headers)).json()
+        if job["status"] in ("done", "failed"):
+            return job
+        await asyncio.sleep(0.3)
+    raise AssertionError("sync did not finish")
+
+
+@pytest.fixture
+def knowledge(settings, corpus):
+    root = settings.knowledge_path
+    shutil.copytree(corpus / "eng-practices" / "pdf", root / "eng", dirs_exist_ok=True)
+    for name in ("empty.pdf", "password-example.pdf", "malformed-from-issue-932.pdf",
+                 "nics-background-checks-2015-11.pdf"):
+        shutil.copy(corpus / "wild-pdfs" / name, root / name)
+    shutil.copy(corpus / "images" / "code-review-speed-page1.png", root / "speed.png")
+    return root
+
+
+@pytest.mark.slow
+async def test_sync_is_incremental_and_reports_per_file(client, users, knowledge):
+    h = users.admin.headers
+    r = await client.post("/admin/sync_knowledge", headers=h)
+    assert r.status_code == 202
+    job = await wait_job(client, r.json()["job_id"], h)
+    assert job["status"] == "done", job
+    by_path = {f["path"]: f for f in job["results"]}
+    assert by_path["eng/review_reviewer_speed.pdf"]["status"] == "ingested"
+    assert by_path["empty.pdf"]["status"] == "error" and by_path["empty.pdf"]["error"].startswith("empty")
+    assert by_path["password-example.pdf"]["error"].startswith("encrypted")
+    assert by_path["speed.png"]["status"] == "ingested"
+
+    docs = (await client.get("/knowledge/documents", headers=h)).json()["items"]
+    errors = {d["path"]: d["error"] for d in docs if d["status"] == "error"}
+    assert "empty.pdf" in errors and "password-example.pdf" in errors
+
+    # A second sync with no changes does no work, and says so.
+    job = await wait_job(client, (await client.post("/admin/sync_knowledge", headers=h)).json()["job_id"], h)
+    assert job["progress"]["summary"].startswith("nothing to do")
+    # Touch one file: only it is re-ingested. Delete one: its chunks go.
+    (knowledge / "eng" / "review_index.pdf").unlink()
+    with (knowledge / "eng" / "review_emergencies.pdf").open("ab") as f:
+        f.write(b"\n% touched\n")
+    job = await wait_job(client, (await client.post("/admin/sync_knowledge", headers=h)).json()["job_id"], h)
+    changed = {f["path"]: f["status"] for f in job["results"] if f["status"] != "unchanged"}
+    assert changed == {"eng/review_emergencies.pdf": "ingested", "eng/review_index.pdf": "removed"}
+
+
+async def test_normal_users_cannot_sync_or_upload(client, users):
+    assert (await client.post("/admin/sync_knowledge", headers=users.alice.headers)).status_code == 403
+    r = await client.post("/admin/knowledge/files", headers=users.alice.headers,
+                          files={"file": ("a.md", b"# hi", "text/markdown")})
+    assert r.status_code == 403
+
+
+async def test_upload_ingests_and_serves_the_file(client, users, corpus):
+    h = users.admin.headers
+    pdf = (corpus / "eng-practices" / "pdf" / "review_reviewer_speed.pdf").read_bytes()
+    r = await client.post("/admin/knowledge/files", headers=h,
+                          files={"file": ("speed.pdf", pdf, "application/pdf")})
+    assert r.status_code == 201, r.text
+    doc = r.json()
+    assert doc["status"] == "ready" and doc["chunk_count"] > 3 and doc["path"] == "uploads/speed.pdf"
+    got = await client.get(f"/knowledge/documents/{doc['id']}/file", headers=users.alice.headers)
+    assert got.status_code == 200 and got.content == pdf
+    assert (await client.delete(f"/admin/knowledge/documents/{doc['id']}", headers=h)).status_code == 204
+    assert (await client.get(f"/knowledge/documents/{doc['id']}/file", headers=h)).status_code == 404
+
+
+async def test_bad_uploads_get_clear_errors(client, users):
+    h = users.admin.headers
+    r = await client.post("/admin/knowledge/files", headers=h, files={"file": ("../../etc/x.md", b"# x", "text/plain")})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "bad_filename"
+    r = await client.post("/admin/knowledge/files", headers=h, files={"file": ("x.exe", b"MZ\x90\x00" * 100, "x")})
+    assert r.status_code == 415
+    r = await client.post("/admin/knowledge/files", headers=h, files={"file": ("e.md", b"", "text/plain")})
+    assert r.status_code == 422
+
+
+async def test_restricted_document_is_visible_only_to_named_users(client, users):
+    h = users.admin.headers
+    r = await client.post("/admin/knowledge/files", headers=h,
+                          files={"file": ("plan.md", b"# Launch plan\n\nThe zebra launch happens in March.", "text/markdown")})
+    doc = r.json()
+    r = await client.put(f"/admin/knowledge/documents/{doc['id']}/access", headers=h, json={"users": ["alice"]})
+    assert r.status_code == 200 and r.json()["restricted"] is True
+    alice = [d["id"] for d in (await client.get("/knowledge/documents", headers=users.alice.headers)).json()["items"]]
+    bob = [d["id"] for d in (await client.get("/knowledge/documents", headers=users.bob.headers)).json()["items"]]
+    assert doc["id"] in alice and doc["id"] not in bob
+    assert (await client.get(f"/knowledge/documents/{doc['id']}/file", headers=users.bob.headers)).status_code == 404
+    # And retrieval itself respects it.
+    from tools.knowledge import search_knowledge
+
+    res = client._transport.app.state.res
+    embedder = res.extras["deps"].embedder
+    a = await search_knowledge(res.pool, embedder, "When is the zebra launch?", user_id=users.alice.id)
+    b = await search_knowledge(res.pool, embedder, "When is the zebra launch?", user_id=users.bob.id)
+    assert any("zebra" in p.content for p in a) and not any("zebra" in p.content for p in b)
