@@ -41,5 +41,10 @@ test-fast: dev-install
 doctor: install
 	$(BIN)/allin doctor
 
+# Check docker-compose.yml's structure without a Docker engine (plus `docker compose config -q`
+# where the compose plugin works).
+compose-config: install
+	$(BIN)/python scripts/check_compose.py
+
 clean:
 	rm -rf $(VENV) build *.egg-info

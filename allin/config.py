@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RetrievalMode = Literal["chunks", "files"]
@@ -52,6 +52,16 @@ class Settings(BaseSettings):
     db_timeout_s: float = Field(
         default=3.0, gt=0, le=60, description="Wait for a pooled connection before answering 503."
     )
+
+    # --- raw files (uploads, attachments, voice audio) ---
+    storage_backend: Literal["local", "s3"] = "local"
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_prefix: str = ""
+    s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
 
     # --- HTTP ---
     host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("ALLIN_HOST", "HOST"))
@@ -126,6 +136,12 @@ class Settings(BaseSettings):
             raise ValueError(f"must be >= DB_POOL_MIN ({lo})")
         return v
 
+    @model_validator(mode="after")
+    def _s3_needs_bucket(self) -> Settings:
+        if self.storage_backend == "s3" and not self.s3_bucket:
+            raise ValueError("S3_BUCKET is required when STORAGE_BACKEND=s3")
+        return self
+
     @property
     def gemini_enabled(self) -> bool:
         return self.google_api_key is not None
@@ -158,6 +174,8 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            name = str(err["loc"][0]).upper() if err["loc"] else "?"
-            lines.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+            if err["loc"]:
+                lines.append(f"{str(err['loc'][0]).upper()}: {err['msg']} (got {err.get('input')!r})")
+            else:
+                lines.append(str(err["msg"]).removeprefix("Value error, "))
         raise ConfigError("invalid configuration: " + "; ".join(lines)) from None
