@@ -1,0 +1,217 @@
+"""Hold many authenticated /ws connections while some of them send turns; print what the server sustained.
+
+Loopback only and bounded in time. One server process (uvicorn) with zero-latency
+models, on its own Postgres; this load generator shares the same 2 cores.
+
+    .venv/bin/python bench/ws_load.py [--connections 1000] [--active 50] [--seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+import websockets
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.support.pg import PgCluster, free_port  # noqa: E402
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.errors = 0
+        self.dropped = 0
+        self.sent = 0
+
+    def reset(self) -> None:
+        self.__init__()
+
+
+async def connection(url: str, token: str, stats: Stats, stop: asyncio.Event, active: asyncio.Event,
+                     held: list[int], ping_every: float) -> None:
+    try:
+        async with websockets.connect(url, max_queue=64, open_timeout=60, ping_interval=None) as ws:
+            await ws.send(json.dumps({"type": "hello", "token": token}))
+            ready = json.loads(await ws.recv())
+            if ready.get("type") != "ready":
+                stats.errors += 1
+                return
+            held[0] += 1
+            next_ping = time.monotonic() + ping_every
+            while not stop.is_set():
+                if active.is_set():
+                    t0 = time.perf_counter()
+                    stats.sent += 1
+                    await ws.send(json.dumps({"type": "text", "text": "How fast should reviews be?"}))
+                    while True:
+                        frame = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                        if frame["type"] == "turn_complete":
+                            stats.latencies.append((time.perf_counter() - t0) * 1000)
+                            break
+                        if frame["type"] == "error":
+                            stats.errors += 1
+                            break
+                    # One turn a second per active connection.
+                    await asyncio.sleep(max(0.0, 1.0 - (time.perf_counter() - t0)))
+                else:
+                    await asyncio.sleep(min(1.0, max(0.0, next_ping - time.monotonic())))
+                if time.monotonic() >= next_ping:
+                    await ws.send(json.dumps({"type": "ping"}))
+                    next_ping = time.monotonic() + ping_every
+                    if not active.is_set():
+                        frame = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                        if frame["type"] != "pong":
+                            stats.errors += 1
+            held[0] -= 1
+    except (websockets.ConnectionClosed, OSError, asyncio.TimeoutError):
+        stats.dropped += 1
+
+
+async def run(args) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    root = Path(tempfile.mkdtemp(prefix="alws", dir="/tmp"))
+    cluster = None
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        cluster = PgCluster(root / "pg")
+        cluster.init()
+        cluster.start()
+        url = cluster.url()
+        with psycopg.connect(url, autocommit=True) as c:
+            c.execute("CREATE DATABASE wsbench")
+        url = cluster.url("wsbench")
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": url, "ALLIN_DATA_DIR": str(root / "data"), "TURNS_PER_MINUTE": "10000",
+           "DB_POOL_MAX": "20", "LOG_LEVEL": "WARNING", "WS_IDLE_TIMEOUT_S": "600", "MEMORY_ENABLED": "false"}
+    env.pop("GOOGLE_API_KEY", None)
+    server = subprocess.Popen([sys.executable, "-m", "bench._ws_server", str(port)], cwd=REPO, env=env,
+                              stdout=subprocess.DEVNULL, stderr=None if os.environ.get("BENCH_DEBUG") else subprocess.DEVNULL, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            if server.poll() is not None:
+                raise SystemExit("the server exited; run with BENCH_DEBUG=1 to see why")
+            try:
+                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+        from allin.users import create_user
+
+        tokens = []
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=psycopg.rows.dict_row) as c:
+            for i in range(args.users):
+                tokens.append((await create_user(c, f"bench{i}"))[1])
+        ws_url = f"ws://127.0.0.1:{port}/ws"
+        stats, stop, held = Stats(), asyncio.Event(), [0]
+        actives = [asyncio.Event() for _ in range(args.connections)]
+        t_open = time.perf_counter()
+        tasks = []
+        for i in range(args.connections):
+            tasks.append(asyncio.create_task(connection(ws_url, tokens[i % len(tokens)], stats, stop, actives[i], held,
+                                                        args.ping_every)))
+            if i % 50 == 49:
+                await asyncio.sleep(0.05)
+        while held[0] + stats.dropped + stats.errors < args.connections and time.perf_counter() - t_open < 120:
+            await asyncio.sleep(0.2)
+        print(f"opened {held[0]} connections in {time.perf_counter() - t_open:.1f}s "
+              f"(dropped {stats.dropped}, errors {stats.errors}); server RSS {rss_mb(server.pid):.0f} MB")
+
+        async def phase(n_active: int, seconds: float) -> dict:
+            stats.reset()
+            for ev in actives[:n_active]:
+                ev.set()
+            t0 = time.perf_counter()
+            peak_rss = 0.0
+            while time.perf_counter() - t0 < seconds:
+                await asyncio.sleep(1)
+                peak_rss = max(peak_rss, rss_mb(server.pid))
+            for ev in actives[:n_active]:
+                ev.clear()
+            await asyncio.sleep(1.5)  # let in-flight turns finish
+            elapsed = time.perf_counter() - t0
+            lat = stats.latencies
+            return {"active": n_active, "held": held[0], "turns": len(lat), "turns_per_s": len(lat) / elapsed,
+                    "p50": pct(lat, 50), "p95": pct(lat, 95), "p99": pct(lat, 99), "errors": stats.errors,
+                    "dropped": stats.dropped, "lost": stats.sent - len(lat) - stats.errors, "rss_mb": peak_rss}
+
+        main = await phase(args.active, args.seconds)
+        print(f"\nmain phase: {args.connections} connections, {args.active} active at 1 turn/s for {args.seconds}s")
+        print(f"  held {main['held']}  turns {main['turns']} ({main['turns_per_s']:.1f}/s)  "
+              f"p50 {main['p50']:.1f} ms  p95 {main['p95']:.1f} ms  p99 {main['p99']:.1f} ms  "
+              f"errors {main['errors']}  dropped {main['dropped']}  lost {main['lost']}  server RSS {main['rss_mb']:.0f} MB")
+        print("\nramp (p95 ≤ 100 ms to pass):")
+        best = None
+        for n in args.ramp:
+            if n > args.connections:
+                break
+            r = await phase(n, args.ramp_seconds)
+            ok = r["p95"] <= 100 and r["errors"] == 0
+            print(f"  active {n:4d}: {r['turns_per_s']:6.1f} turns/s  p50 {r['p50']:6.1f}  p95 {r['p95']:6.1f}  "
+                  f"p99 {r['p99']:6.1f} ms  errors {r['errors']}  {'ok' if ok else 'over'}")
+            if ok:
+                best = r
+            else:
+                break
+        if best:
+            print(f"\nhighest sustained: {best['turns_per_s']:.1f} turns/s with p95 {best['p95']:.1f} ms "
+                  f"({best['active']} active connections)")
+        print("note: the load generator and the server share the same 2 cores.")
+        stop.set()
+        await asyncio.wait(tasks, timeout=30)
+    finally:
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        if cluster:
+            cluster.stop("immediate")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--connections", type=int, default=1000)
+    ap.add_argument("--active", type=int, default=50)
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--users", type=int, default=100)
+    ap.add_argument("--ping-every", type=float, default=15.0)
+    ap.add_argument("--ramp", type=int, nargs="*", default=[50, 75, 100, 150, 200, 300])
+    ap.add_argument("--ramp-seconds", type=float, default=10)
+    asyncio.run(run(ap.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
