@@ -111,6 +111,7 @@ class Settings(BaseSettings):
     log_json: bool = False
     langsmith_api_key: SecretStr | None = None
     langsmith_project: str = "allin"
+    langsmith_endpoint: str | None = None
 
     @field_validator("log_level", mode="before")
     @classmethod

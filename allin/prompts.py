@@ -1,19 +1,26 @@
 """Prompt texts: files in `prompts/` by default, database versions (admin edits) on top.
 
 The active database version of a prompt wins over the file; rollback makes an
-older version active again. Reads are cheap (one indexed row), so every turn
-sees an edit at once, on every replica.
+older version active again (version 0 = the file shipped with the code). Reads
+are cheap (one indexed row), so every turn sees an edit at once, on every
+replica.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from uuid import UUID
 
 import psycopg
 
 IDENTITY_PHRASE = "Allin, from Team 8"
+FILE_VERSION = 0
+# A system prompt rides along with every model call: a cap keeps a paste accident from
+# multiplying the cost (and latency) of every turn. The shipped prompt is ~2,400 chars.
+PROMPT_MAX_CHARS = 20_000
 
 
 @dataclass(frozen=True)
@@ -21,6 +28,19 @@ class Prompt:
     name: str
     text: str
     version: int  # 0 = the file shipped with the code
+
+
+class PromptInvalid(ValueError):
+    """A prompt text an admin may not activate; `code` is stable, the message fit to show."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class PromptVersionNotFound(LookupError):
+    pass
 
 
 @cache
@@ -34,4 +54,77 @@ async def active_prompt(conn: psycopg.AsyncConnection | None, name: str = "syste
         row = await cur.fetchone()
         if row is not None:
             return Prompt(name, row["text"], row["version"])
-    return Prompt(name, file_prompt(name), 0)
+    return Prompt(name, file_prompt(name), FILE_VERSION)
+
+
+def validate_prompt_text(text: str, *, name: str = "system", max_chars: int = PROMPT_MAX_CHARS) -> str:
+    """The text to store (line endings normalised), or PromptInvalid saying what is wrong."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        raise PromptInvalid("prompt_empty", "The prompt is empty; write the instructions Allin should follow.")
+    if len(text) > max_chars:
+        raise PromptInvalid("prompt_too_long",
+                            f"The prompt has {len(text):,} characters; the limit is {max_chars:,}.")
+    # The identity is not negotiable (DESIGN "Identity"): an edit may reword anything else.
+    if name == "system" and IDENTITY_PHRASE.lower() not in " ".join(text.split()).lower():
+        raise PromptInvalid("prompt_identity_missing",
+                            f'The prompt must keep Allin\'s identity: include the words "{IDENTITY_PHRASE}".')
+    return text
+
+
+async def list_prompt_versions(conn: psycopg.AsyncConnection, name: str = "system") -> list[dict]:
+    """Stored versions, newest first, with their author's name (text left out: fetch one to read it)."""
+    cur = await conn.execute(
+        """SELECT p.version, p.active, p.note, p.created_at, length(p.text) AS chars, u.name AS author
+           FROM prompts p LEFT JOIN users u ON u.id = p.author_id
+           WHERE p.name = %s ORDER BY p.version DESC""",
+        (name,),
+    )
+    return await cur.fetchall()
+
+
+async def get_prompt_version(conn: psycopg.AsyncConnection, version: int, name: str = "system") -> Prompt:
+    if version == FILE_VERSION:
+        return Prompt(name, file_prompt(name), FILE_VERSION)
+    cur = await conn.execute("SELECT text FROM prompts WHERE name = %s AND version = %s", (name, version))
+    row = await cur.fetchone()
+    if row is None:
+        raise PromptVersionNotFound(version)
+    return Prompt(name, row["text"], version)
+
+
+async def _lock(conn: psycopg.AsyncConnection, name: str) -> None:
+    # Two admins saving at once (on two replicas) must not both flip `active`: serialise per prompt name.
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('allin.prompts:' || %s))", (name,))
+
+
+async def save_prompt_version(conn: psycopg.AsyncConnection, text: str, *, author_id: UUID | str | None,
+                              note: str | None = None, name: str = "system",
+                              max_chars: int = PROMPT_MAX_CHARS) -> Prompt:
+    """Validate and store `text` as a new version, and make it the active one."""
+    text = validate_prompt_text(text, name=name, max_chars=max_chars)
+    async with conn.transaction():
+        await _lock(conn, name)
+        await conn.execute("UPDATE prompts SET active = false WHERE name = %s AND active", (name,))
+        cur = await conn.execute(
+            "INSERT INTO prompts (name, text, note, author_id, active) VALUES (%s, %s, %s, %s, true) RETURNING version",
+            (name, text, note, author_id),
+        )
+        version = (await cur.fetchone())["version"]
+    return Prompt(name, text, version)
+
+
+async def activate_prompt_version(conn: psycopg.AsyncConnection, version: int, name: str = "system") -> Prompt:
+    """Roll back (or forward) to `version`; 0 makes the shipped file the active prompt again."""
+    async with conn.transaction():
+        await _lock(conn, name)
+        prompt = await get_prompt_version(conn, version, name)
+        await conn.execute("UPDATE prompts SET active = false WHERE name = %s AND active", (name,))
+        if version != FILE_VERSION:
+            await conn.execute("UPDATE prompts SET active = true WHERE name = %s AND version = %s", (name, version))
+    return prompt
+
+
+def prompt_sections(text: str) -> list[str]:
+    """The prompt's top-level Markdown headings, in order (shown next to versions to compare them)."""
+    return [m.group(1).strip() for m in re.finditer(r"^#\s+(.+)$", text, re.MULTILINE)]
