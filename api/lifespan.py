@@ -58,7 +58,9 @@ async def _watch_database(res: Resources) -> None:
                 await _prepare_database(res)
             if conn is None or conn.closed:
                 conn = await connect_once(res.db_url, timeout=1)
-            await asyncio.wait_for(conn.execute("SELECT 1"), 1.0)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel and hang shutdown.
+            async with asyncio.timeout(1.0):
+                await conn.execute("SELECT 1")
             ok = True
         except (Exception, asyncio.TimeoutError) as exc:  # noqa: BLE001 - any failure means "down"
             if conn is not None:
@@ -73,7 +75,8 @@ async def _watch_database(res: Resources) -> None:
             if res.pool is not None:
                 # Replace connections broken during the outage now rather than on first use.
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(res.pool.check(), 2)
+                    async with asyncio.timeout(2):
+                        await res.pool.check()
         res.db_ok, res.db_checked_at = ok, time.time()
         res.metrics.db_up.set(1 if ok else 0)
         if res.pool is not None:

@@ -1,0 +1,78 @@
+"""Work done after each completed turn: the chat's automatic title and topics, turn embeddings.
+
+Hang it on the TurnRunner: `on_turn_done=functools.partial(after_turn, res)`.
+Best effort: every step logs its failure and lets the next one run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from loguru import logger
+from psycopg_pool import AsyncConnectionPool
+
+from allin.chats import store
+from allin.chats.embedding import TextEmbedder, embed_pending_turns
+from allin.chats.titles import title_and_topics
+
+# A chat that opened with small talk ("hi") is named by the first of its early questions that has keywords.
+TITLE_WITHIN_QUESTIONS = 3
+
+
+async def maybe_title_chat(pool: AsyncConnectionPool, settings: Any, chat: dict, result: Any) -> bool:
+    """Name the chat from this exchange if it is still automatically named and this is an early question."""
+    user_id, chat_id = chat["user_id"], chat["id"]
+    async with pool.connection() as conn:
+        current = await store.get_chat(conn, user_id, chat_id)
+        question = await store.get_turn(conn, user_id, result.user_turn_id)
+        if current is None or question is None or not current["title_auto"]:
+            return False
+        cur = await conn.execute(
+            "SELECT count(*) AS n FROM chat_turns WHERE chat_id = %s AND user_id = %s AND role = 'user' AND seq <= %s",
+            (chat_id, user_id, question["seq"]),
+        )
+        nth = (await cur.fetchone())["n"]
+    if not (nth == 1 or (nth <= TITLE_WITHIN_QUESTIONS and current["title"] == store.DEFAULT_TITLE)):
+        return False
+    named = await title_and_topics(settings, question["content"], result.content or "")
+    if named is None:
+        return False
+    async with pool.connection() as conn:
+        return await store.set_auto_title(conn, user_id, chat_id, title=named.title, topics=named.topics)
+
+
+async def _embedder_of(res: Any) -> TextEmbedder | None:
+    deps = res.extras.get("deps") if hasattr(res, "extras") else None
+    if deps is None:
+        return None
+    try:
+        # The first use loads the model (a fraction of a second of CPU): not on the event loop.
+        return await asyncio.to_thread(lambda: deps.embedder)
+    except Exception as exc:  # noqa: BLE001 - search falls back to full text until an embedder works
+        logger.warning("no embedder for chat turns: {}", exc)
+        return None
+
+
+async def after_turn(res_or_pool: Any, chat: dict, result: Any, *, settings: Any = None,
+                     embedder: TextEmbedder | None = None) -> None:
+    """Title the chat (while `title_auto`) and embed the user's pending turns.
+
+    `res_or_pool`: the app's Resources (pool, settings and the assistant's embedder are taken from
+    it) or a bare pool, with `settings`/`embedder` passed explicitly (offline titles when None).
+    """
+    if isinstance(res_or_pool, AsyncConnectionPool):
+        pool = res_or_pool
+    else:
+        pool = res_or_pool.pool
+        settings = settings if settings is not None else res_or_pool.settings
+        embedder = embedder if embedder is not None else await _embedder_of(res_or_pool)
+    try:
+        await maybe_title_chat(pool, settings, chat, result)
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("could not title chat {}: {}", chat.get("id"), exc)
+    if embedder is not None:
+        try:
+            await embed_pending_turns(pool, embedder, user_id=chat["user_id"])
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("could not embed turns of chat {}: {}", chat.get("id"), exc)

@@ -1,0 +1,63 @@
+"""Embeddings of chat turns, for semantic history search.
+
+Turns are stored first and embedded afterwards, in batches (after each turn,
+and by anyone who calls `embed_pending_turns` to catch up), so a slow or
+missing embedder never delays an answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+from uuid import UUID
+
+import numpy as np
+from loguru import logger
+from psycopg_pool import AsyncConnectionPool
+
+from allin.knowledge.store import ensure_vector_types
+
+# MiniLM reads at most 256 word pieces; more text only costs tokenizer time.
+EMBED_CHARS = 2000
+
+
+class TextEmbedder(Protocol):
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """One L2-normalised float32 row per text."""
+        ...
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """One L2-normalised float32 vector."""
+        ...
+
+
+async def embed_pending_turns(pool: AsyncConnectionPool, embedder: TextEmbedder, user_id: UUID | str | None = None,
+                              limit: int = 256) -> int:
+    """Embed up to `limit` turns that have no embedding yet (newest first); return how many were stored.
+
+    With `user_id`, only that user's turns (what runs after one of their turns); without, anyone's
+    (a background catch-up). Embedding runs in a worker thread: it is CPU work.
+    """
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT id, left(content, %s) AS content FROM chat_turns"
+            " WHERE embedding IS NULL AND (%s::uuid IS NULL OR user_id = %s::uuid) ORDER BY seq DESC LIMIT %s",
+            (EMBED_CHARS, str(user_id) if user_id else None, str(user_id) if user_id else None, limit),
+        )
+        rows = await cur.fetchall()
+    if not rows:
+        return 0
+    vectors = await asyncio.to_thread(embedder.embed, [row["content"] or " " for row in rows])
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.shape[0] != len(rows):
+        raise ValueError(f"embedder returned {vectors.shape[0]} vectors for {len(rows)} texts")
+    async with pool.connection() as conn:
+        await ensure_vector_types(conn)
+        async with conn.transaction(), conn.cursor() as cur:
+            # `embedding IS NULL` again: a concurrent run may have stored the same vector already.
+            await cur.executemany(
+                "UPDATE chat_turns SET embedding = %s WHERE id = %s AND embedding IS NULL",
+                [(vec, row["id"]) for vec, row in zip(vectors, rows, strict=True)],
+            )
+    logger.debug("embedded {} chat turns", len(rows))
+    return len(rows)
