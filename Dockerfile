@@ -34,9 +34,11 @@ COPY api ./api
 COPY graphs ./graphs
 COPY tools ./tools
 COPY prompts ./prompts
+COPY scripts/portable_pgvector.py /tmp/portable_pgvector.py
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install --no-deps . \
-    && pip check
+    && pip check \
+    && ALLIN_FORCE_PORTABLE_PGVECTOR=1 python /tmp/portable_pgvector.py
 
 
 FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime

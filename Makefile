@@ -14,10 +14,12 @@ $(BIN)/python:
 # Stamps: reinstall only when pyproject.toml changes, so a second `make run` starts at once.
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e .
+	$(BIN)/python scripts/portable_pgvector.py
 	@touch $@
 
 $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/python scripts/portable_pgvector.py
 	@touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
