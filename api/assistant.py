@@ -23,4 +23,4 @@ async def start_assistant(res: Resources) -> None:
     res.extras["deps"] = deps
     res.extras["graph"] = graph
     res.extras["runner"] = TurnRunner(graph, res.pool, settings=settings, memory=deps.memory, metrics=res.metrics,
-                                      on_turn_done=res.extras.get("on_turn_done"))
+                                      on_turn_done=res.extras.get("on_turn_done"), tracing=res.extras.get("tracing"))

@@ -1,10 +1,11 @@
-"""The `allin` command line: serve, migrate, doctor, users (and more as features land)."""
+"""The `allin` command line: serve, migrate, backup, restore, doctor, users (and more as features land)."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -106,6 +107,65 @@ def migrate() -> None:
 
     run_async(go)
     out.print("schema is up to date")
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+
+
+@app.command()
+def backup(
+    path: Annotated[Path, typer.Argument(help="File to write (pg_dump custom format), e.g. allin-2025-01-31.dump.")],
+) -> None:
+    """Dump the whole database (chats, checkpoints, knowledge, users) to a file."""
+    settings = settings_or_exit()
+    from allin.db.backup import BackupError
+    from allin.db.backup import backup as dump
+    from allin.db.pool import resolve_database_url
+
+    async def go() -> Any:
+        url = await asyncio.to_thread(resolve_database_url, settings)
+        return await dump(url, path)
+
+    try:
+        result = run_async(go)
+    except BackupError as exc:
+        fail(str(exc))
+    out.print(
+        f"backed up PostgreSQL {result.server_version} to {result.path} "
+        f"({_size(result.size_bytes)} in {result.seconds:.1f} s)",
+        highlight=False, soft_wrap=True,
+    )
+
+
+@app.command()
+def restore(
+    path: Annotated[Path, typer.Argument(help="A file made by `allin backup`.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Replace the database's contents with a backup (all or nothing). Stop the servers first."""
+    settings = settings_or_exit()
+    from allin.db.backup import BackupError
+    from allin.db.backup import restore as load
+    from allin.db.pool import describe_url, resolve_database_url
+
+    if not path.is_file():
+        fail(f"no backup file at {path}")
+    if not yes:
+        if not sys.stdin.isatty():
+            fail("restore replaces the database's contents: pass --yes to confirm")
+        typer.confirm(f"Replace the database's contents with {path}?", abort=True)
+
+    async def go() -> tuple[str, float]:
+        url = await asyncio.to_thread(resolve_database_url, settings)
+        return describe_url(url), await load(url, path)
+
+    try:
+        where, seconds = run_async(go)
+    except BackupError as exc:
+        fail(str(exc))
+    out.print(f"restored {path} into {where} in {seconds:.1f} s; "
+              "the next start applies any newer migrations", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -218,7 +278,13 @@ def users_revoke(name: str) -> None:
     out.print(f"revoked {name}")
 
 
+def _register_commands() -> None:
+    import api.cli_knowledge  # noqa: F401 - adds ingest and sync
+    import api.cli_eval  # noqa: F401 - adds eval and studio-copy
+
+
 def main() -> None:
+    _register_commands()
     try:
         app()
     except KeyboardInterrupt:

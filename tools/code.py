@@ -8,6 +8,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from allin.models.context import CodeRun
+from allin.models.retry import model_retrying
 from allin.prompts import file_prompt
 from tools.sandbox import SandboxLimits, extract_code_blocks, run_code
 
@@ -39,21 +40,35 @@ def _outcome(value: object) -> str:
     return "error"
 
 
-async def run_gemini_code(model: BaseChatModel, text: str, history: list[BaseMessage]) -> list[CodeRun]:
-    """One Gemini call with the code-execution tool: the model writes and runs the code server-side."""
+async def run_gemini_code(model: BaseChatModel, text: str, history: list[BaseMessage], *,
+                          max_retries: int = 0) -> list[CodeRun]:
+    """One Gemini call with the code-execution tool: the model writes and runs the code server-side.
+
+    Transient errors (rate limits, 5xx, timeouts) are retried up to `max_retries` times with backoff.
+    """
     bound = model.bind_tools([{"code_execution": {}}])
-    started = time.perf_counter()
-    response = await bound.ainvoke([SystemMessage(file_prompt("code")), *history[-6:], HumanMessage(text)])
-    elapsed = int((time.perf_counter() - started) * 1000)
+    recent = history[-6:]
+    while recent and not isinstance(recent[0], HumanMessage):  # Gemini wants the user to speak first
+        recent = recent[1:]
+    messages = [SystemMessage(file_prompt("code")), *recent, HumanMessage(text)]
+    async for attempt in model_retrying(max_retries):
+        with attempt:
+            started = time.perf_counter()
+            response = await bound.ainvoke(messages)
+            elapsed = int((time.perf_counter() - started) * 1000)
+    return _runs_from_blocks(response.content if isinstance(response.content, list) else [], elapsed)
+
+
+def _runs_from_blocks(blocks: list, elapsed_ms: int) -> list[CodeRun]:
+    """CodeRuns from the response's content blocks: each executable_code, then its result."""
     runs: list[CodeRun] = []
-    blocks = response.content if isinstance(response.content, list) else []
     for block in blocks:
         if not isinstance(block, dict):
             continue
         if block.get("type") == "executable_code":
             runs.append(CodeRun(language=str(block.get("language", "python")).lower().replace("language.", ""),
                                 code=block.get("executable_code", ""), stdout="", stderr="",
-                                outcome="ok", duration_ms=elapsed))
+                                outcome="ok", duration_ms=elapsed_ms))
         elif block.get("type") == "code_execution_result" and runs:
             outcome = _outcome(block.get("outcome"))
             output = str(block.get("code_execution_result", ""))

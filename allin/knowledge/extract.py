@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -21,7 +22,8 @@ from allin.knowledge.filetypes import FileType, decode_text, detect
 from allin.knowledge.markup import Markup, docx_blocks, html_blocks, markdown_blocks, text_blocks
 from allin.knowledge.ocr import Ocr
 from allin.knowledge.pdf import MAX_OCR_IMAGES, extract_pdf
-from allin.knowledge.types import ExtractedDocument, IngestError
+from allin.knowledge.textclean import strip_junk
+from allin.knowledge.types import Chunk, ExtractedDocument, IngestError
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +59,24 @@ def extract(
         markup = _text_markup(path, ftype, warnings)
         title, blocks = markup.title, markup.blocks
         warnings.extend(markup.warnings)
-    title = title or _title_from_name(path)
-    chunks = (chunker or Chunker()).chunk(blocks, title)
+    title = strip_junk(title or "").strip() or _title_from_name(path)
+    chunks = _without_junk((chunker or Chunker()).chunk(blocks, title))
     if not chunks:
         detail = f" ({'; '.join(warnings)})" if warnings else ""
         raise IngestError("no_text", f"{path.name}: no readable text{detail}")
     return ExtractedDocument(title=title, mime=ftype.mime, pages=pages, chunks=chunks, warnings=warnings)
+
+
+def _without_junk(chunks: list[Chunk]) -> list[Chunk]:
+    """Chunks with invisible junk removed (see textclean); ones left empty are dropped, `ord` renumbered."""
+    kept = []
+    for chunk in chunks:
+        content = strip_junk(chunk.content)
+        if not content.strip():
+            continue
+        section = strip_junk(chunk.section) if chunk.section else chunk.section
+        kept.append(replace(chunk, ord=len(kept), content=content, section=section))
+    return kept
 
 
 def _text_markup(path: Path, ftype: FileType, warnings: list[str]) -> Markup:

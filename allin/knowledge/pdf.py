@@ -37,6 +37,7 @@ from PIL import Image
 
 from allin.knowledge.chunk import Block, render_table, split_sentences
 from allin.knowledge.ocr import Ocr
+from allin.knowledge.textclean import strip_junk
 from allin.knowledge.types import IngestError
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,7 @@ _FILENAME_TITLE = re.compile(r"(\.[a-z0-9]{2,5}$)|(^[\w.-]+_[\w.-]+$)", re.I)
 
 def _metadata_title(doc: pdfium.PdfDocument) -> str | None:
     """The Title entry, unless it is a leftover file name or placeholder."""
-    title = (doc.get_metadata_dict().get("Title") or "").strip()
+    title = strip_junk(doc.get_metadata_dict().get("Title") or "").strip()
     title = re.sub(r"^Microsoft (Word|PowerPoint|Excel) - ", "", title)
     if len(re.findall(r"[^\W\d_]", title)) < 3 or title.lower() in {"untitled", "title", "document"}:
         return None
@@ -253,7 +254,9 @@ def _lines(textpage: pdfium.PdfTextPage, text: str, display: _Display) -> list[_
             first = start + (len(raw) - len(raw.lstrip()))
             if pdfium_c.FPDFText_GetLooseCharBox(textpage, first, rect):
                 left, top, _, bottom = display.rect(rect.left, rect.bottom, rect.right, rect.top)
-                out.append(_Line(stripped, first, bottom - top, top, bottom, left))
+                # U+FFFE is pdfium's mark for a hyphen ending a visual line (see _reflow);
+                # same length, so offsets into the page text still hold.
+                out.append(_Line(stripped.replace("\ufffe", "-"), first, bottom - top, top, bottom, left))
         start = m.end() if m else len(text)
     return out
 
@@ -474,7 +477,9 @@ def _reflow(lines: list[_Line], text: str) -> str:
     out = ""
     for line in lines:
         piece = text[line.start : line.start + len(line.text)]
-        piece = " ".join(piece.split())
+        # pdfium reports a drawn hyphen that ends a visual line as U+FFFE; it is a real
+        # hyphen ("well-designed"), so it goes back to "-" and the rules below apply.
+        piece = " ".join(piece.replace("\ufffe", "-").split())
         if not piece:
             continue
         if out.endswith(("\x02", "\xad")):
@@ -483,7 +488,7 @@ def _reflow(lines: list[_Line], text: str) -> str:
             out += piece
         else:
             out = f"{out} {piece}" if out else piece
-    return out.replace("\x02", "").replace("\xad", "").replace("\ufffe", "").strip()
+    return strip_junk(out.replace("\x02", "")).strip()
 
 
 _SENTENCE_DONE = (".", "!", "?", ":", ";", '"', "”", ")", "]")

@@ -28,12 +28,14 @@ class RouteClassifier(Protocol):
     async def aclassify(self, text: str, history: Sequence[BaseMessage] = ()) -> Route: ...
 
 
-def _gemini(settings: Settings, model: str, *, streaming: bool) -> BaseChatModel:
+def _gemini(settings: Settings, model: str, *, streaming: bool, temperature: float | None = None) -> BaseChatModel:
     from langchain_google_genai import ChatGoogleGenerativeAI  # heavy import, only when keyed
 
     assert settings.google_api_key is not None
+    sampling = {} if temperature is None else {"temperature": temperature}  # else the library's default
     return ChatGoogleGenerativeAI(
         model=model,
+        **sampling,
         google_api_key=settings.google_api_key,
         timeout=settings.model_timeout_s,
         max_retries=_SINGLE_ATTEMPT,
@@ -56,6 +58,8 @@ def make_route_classifier(
     local = LocalRouteClassifier(embedder)
     if settings.gemini_enabled:
         return ModelRouteClassifier(
-            _gemini(settings, settings.classify_model, streaming=False), local, instructions=instructions
+            # Temperature 0: the same message should take the same route every time.
+            _gemini(settings, settings.classify_model, streaming=False, temperature=0.0), local,
+            instructions=instructions,
         )
     return local

@@ -316,7 +316,11 @@ def _sentence(text: str) -> str:
 
 
 def _section(source: Passage | str) -> str:
-    return (source.section or "") if isinstance(source, Passage) else ""
+    """The heading a passage sits under: the last step of a section path ("Doc > Part > Heading").
+    The leading steps (often the document title) are shared by every passage of the document,
+    so they would make all headings look alike to the question."""
+    section = (source.section or "") if isinstance(source, Passage) else ""
+    return section.rsplit(" > ", 1)[-1].strip()
 
 
 def _quotable(unit: Unit) -> bool:

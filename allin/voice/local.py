@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,6 +24,8 @@ from allin.voice.stt import LocalSTT, Transcript
 from allin.voice.tts import LocalTTS, split_sentences
 
 PartialCallback = Callable[[str], Awaitable[object] | object]
+CACHE_MAX_CHARS = 60  # ~4 s of speech, ~190 KB at 24 kHz
+CACHE_ENTRIES = 128  # ~25 MB at most
 
 
 class LocalSpeech:
@@ -32,6 +35,7 @@ class LocalSpeech:
         # Executors start their thread on first submit, not here.
         self._stt_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="allin-stt")
         self._tts_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="allin-tts")
+        self._cache: OrderedDict[str, bytes] = OrderedDict()  # short sentences' audio, LRU (event loop only)
 
     def warm_up(self) -> None:
         """Load both models and run each once (first calls pay one-off allocation costs). Blocking."""
@@ -70,9 +74,24 @@ class LocalSpeech:
         return await loop.run_in_executor(self._stt_pool, job)
 
     async def asynthesize(self, text: str) -> bytes:
-        """PCM16 mono at `self.tts.rate`, synthesized off the event loop."""
+        """PCM16 mono at `self.tts.rate`, synthesized off the event loop.
+
+        Short sentences come back from a cache: answers often open or close with
+        the same words ("From the team docs:", "The sources are in the chat."),
+        and the voice is deterministic, so the first sound of an answer can leave
+        at once instead of after a synthesis.
+        """
+        cacheable = len(text) <= CACHE_MAX_CHARS
+        if cacheable and (hit := self._cache.get(text)) is not None:
+            self._cache.move_to_end(text)
+            return hit
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._tts_pool, self.tts.synthesize, text)
+        pcm = await loop.run_in_executor(self._tts_pool, self.tts.synthesize, text)
+        if cacheable:
+            self._cache[text] = pcm
+            while len(self._cache) > CACHE_ENTRIES:
+                self._cache.popitem(last=False)
+        return pcm
 
     async def aspeak(self, answer: str) -> AsyncIterator[tuple[str, bytes]]:
         """(sentence, PCM16) for each speakable sentence of a Markdown answer; the next
@@ -99,3 +118,13 @@ class LocalSpeech:
 def get_local_speech() -> LocalSpeech:
     """The process-wide LocalSpeech (models load on first use or `warm_up`, not here)."""
     return LocalSpeech()
+
+
+@functools.cache
+def shared_local_speech(*, stt_threads: int, stt_prompt: str | None, tts_speed: float,
+                        max_seconds: float) -> LocalSpeech:
+    """One LocalSpeech per configuration, shared by every app in the process (models load once)."""
+    return LocalSpeech(
+        LocalSTT(cpu_threads=stt_threads, initial_prompt=stt_prompt, max_seconds=max_seconds),
+        LocalTTS(speed=tts_speed),
+    )

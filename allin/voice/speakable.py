@@ -14,8 +14,10 @@ from markdown_it import MarkdownIt
 CODE_NOTE = "I've put the code in the chat."
 TABLE_NOTE = "I've put a table in the chat."
 LINK_NOTE = "the link in the chat"
+SOURCES_NOTE = "The sources are in the chat."
 
 _CITATION = re.compile(r"\s*\[\^?\d+(?:\s*[,;–-]\s*\^?\d+)*\]")
+_SOURCES = re.compile(r"\s*(?:sources|references)\s*:", re.IGNORECASE)
 _URL = re.compile(r"\bhttps?://\S+|\bwww\.\S+")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?])")
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+")
@@ -51,7 +53,12 @@ def _blocks(markdown: str) -> list[str]:
         elif token.type in ("fence", "code_block"):
             blocks.append(CODE_NOTE)
         elif token.type == "inline":
-            blocks.append(_inline_text(token))
+            text = _inline_text(token)
+            if _SOURCES.match(text):
+                # The answer's trailing source list (file names, pages): shown, not read out.
+                blocks.append(SOURCES_NOTE)
+                break
+            blocks.append(text)
     out: list[str] = []
     for text in blocks:
         text = _URL.sub(LINK_NOTE, _CITATION.sub("", text))
@@ -60,7 +67,7 @@ def _blocks(markdown: str) -> list[str]:
             continue
         if text[-1].isalnum() or text[-1] in ")\"'”’":
             text += "."  # headings and list items: end them so they are said as sentences
-        if out and text == out[-1] and text in (CODE_NOTE, TABLE_NOTE):
+        if out and text == out[-1] and text in (CODE_NOTE, TABLE_NOTE, SOURCES_NOTE):
             continue  # two code blocks in a row: say it once
         out.append(text)
     return out

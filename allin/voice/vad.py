@@ -205,6 +205,15 @@ class Utterances:
         """True once the open utterance holds `min_speech_ms` of speech (a cue for barge-in)."""
         return self._speech_frames >= self._min_speech
 
+    @property
+    def open_s(self) -> float:
+        """Length in seconds of the utterance collected so far (pre-roll included); 0 when none is open."""
+        return len(self._frames) * self.frame_samples / INPUT_RATE
+
+    def discard(self) -> None:
+        """Drop the open utterance (it ran over a length limit); detection goes on with the next frame."""
+        self._reset_utterance()
+
     def feed(self, pcm: bytes) -> list[bytes]:
         """Add audio; return the utterances (PCM16) that ended inside it, oldest first."""
         self._pending += pcm

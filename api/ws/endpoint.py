@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -199,17 +200,30 @@ class Connection:
             await self.on_audio_frame(frame)
 
     # -- turns ----------------------------------------------------------------------
-    async def start_turn(self, frame: p.Text, *, modality: str = "text", audio_ref: str | None = None) -> None:
+    async def start_turn(self, frame: p.Text, *, modality: str = "text", audio_ref: str | None = None,
+                         tap: Callable[[dict], Awaitable[None]] | None = None,
+                         **run_options: Any) -> asyncio.Task | None:
+        """Start a turn unless one is running in this chat or the user is over the rate limit.
+
+        Voice turns come through here too (`modality="voice"`), so one registry
+        guards text and voice alike. `tap` sees every frame the runner emits,
+        after it was queued for the client (the voice session speaks the
+        tokens); `run_options` go to `TurnRunner.run` (the voice turn's ids and
+        its answer's recording). Returns the turn's task, or None when refused.
+        """
         assert self.user is not None and self.chat is not None
         chat_key = str(self.chat["id"])
         if chat_key in self.hub.turns:
             await self.send(p.error_frame("turn_in_progress", "wait for the current answer or interrupt it", frame.id))
-            return
+            return None
         limit = RateLimitItemPerMinute(self.settings.turns_per_minute)
         if not await self.hub.limiter.hit(limit, "turns", str(self.user.id)):
             await self.send(p.error_frame("rate_limited", f"at most {self.settings.turns_per_minute} turns a minute",
                                           frame.id))
-            return
+            return None
+        if chat_key in self.hub.turns:  # another connection of this chat started one meanwhile
+            await self.send(p.error_frame("turn_in_progress", "wait for the current answer or interrupt it", frame.id))
+            return None
         runner = self.res.extras["runner"]
         reply_to = frame.id
 
@@ -217,15 +231,18 @@ class Connection:
             if reply_to:
                 out = {**out, "reply_to": reply_to}
             await self.send(out)
+            if tap is not None:
+                await tap(out)
 
         task = asyncio.create_task(
             runner.run(user_id=self.user.id, chat=self.chat, text=frame.text, emit=emit, modality=modality,
                        client_id=frame.id, attachment_ids=tuple(str(a) for a in frame.attachments),
-                       audio_ref=audio_ref),
+                       audio_ref=audio_ref, **run_options),
             name=f"turn-{chat_key}",
         )
         self.hub.turns[chat_key] = ActiveTurn(task, id(self))
         task.add_done_callback(lambda t, key=chat_key: self._turn_done(key, t))
+        return task
 
     def _turn_done(self, key: str, task: asyncio.Task) -> None:
         active = self.hub.turns.get(key)
@@ -234,17 +251,32 @@ class Connection:
         if not task.cancelled() and task.exception() is not None:
             logger.opt(exception=task.exception()).error("turn task failed")
 
-    async def interrupt(self, frame_id: str | None) -> None:
+    async def cancel_turn(self, frame_id: str | None = None) -> bool:
+        """Cancel this chat's running turn (its partial answer is stored as interrupted); False if none."""
         assert self.chat is not None
-        active = self.hub.turns.get(str(self.chat["id"]))
+        key = str(self.chat["id"])
+        active = self.hub.turns.get(key)
         if active is None:
-            await self.send(p.error_frame("no_turn", "nothing to interrupt", frame_id))
-            return
+            return False
         active.task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await active.task
+        if self.hub.turns.get(key) is active:
+            del self.hub.turns[key]
         await self.send({"type": "turn_complete", "status": "interrupted",
                          **({"reply_to": frame_id} if frame_id else {})})
+        return True
+
+    async def interrupt(self, frame_id: str | None) -> None:
+        # Speech stops first: audio still held by the server must not follow the acknowledgement.
+        speaking = self.voice is not None and self.voice.interrupt()
+        if await self.cancel_turn(frame_id):
+            return
+        if speaking:
+            await self.send({"type": "turn_complete", "status": "interrupted",
+                             **({"reply_to": frame_id} if frame_id else {})})
+            return
+        await self.send(p.error_frame("no_turn", "nothing to interrupt", frame_id))
 
     # -- voice (filled in by the voice module) ---------------------------------------
     async def on_audio_bytes(self, data: bytes) -> None:

@@ -11,11 +11,16 @@ from langgraph.runtime import Runtime
 
 from allin.models.context import CodeRun, Passage, TurnContext, build_turn_message
 from allin.models.errors import is_transient_model_error
+from allin.models.retry import model_retrying
 from graphs.assistant.context import Context
 from graphs.assistant.deps import AssistantDeps
 from graphs.assistant.state import State
 
 _CITE_RE = re.compile(r"\[(\d{1,3})\]")
+# State fields that belong to one turn, with their empty values.
+PER_TURN_FIELDS: dict[str, object] = {
+    "passages": [], "code_runs": [], "memories": [], "citations": [], "attachments": [], "error": None,
+}
 
 
 def last_user_text(state: State) -> str:
@@ -40,8 +45,9 @@ def make_nodes(deps: AssistantDeps):
         text = last_user_text(state)
         route = await deps.classify(text, history_before_last_user(state))
         # Reset per-turn fields: a new turn must not reuse the last turn's passages or code.
-        return {"route": route, "passages": [], "code_runs": [], "memories": [], "citations": [],
-                "attachments": [], "error": None}
+        # Only those not already empty: each written field costs a blob in the checkpoint.
+        stale = {key: empty for key, empty in PER_TURN_FIELDS.items() if key not in state or state[key]}
+        return {"route": route, **stale}
 
     async def retrieve(state: State, runtime: Runtime[Context]) -> dict:
         passages = await deps.search(last_user_text(state), runtime.context)
@@ -86,21 +92,17 @@ def make_nodes(deps: AssistantDeps):
 
 
 async def _stream_answer(deps: AssistantDeps, messages: list[BaseMessage]) -> str:
-    """Stream the model's answer (LangGraph forwards the tokens); retry transient errors before any token."""
-    from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+    """Stream the model's answer (LangGraph forwards the tokens); retry transient errors before any token.
 
+    Once a token has reached the user a retry would repeat it, so a failure after that ends the turn.
+    """
     model = deps.chat_model()
     started = False
 
     def retryable(exc: BaseException) -> bool:
         return not started and is_transient_model_error(exc)
 
-    async for attempt in AsyncRetrying(
-        stop=stop_after_attempt(deps.max_model_retries + 1),
-        wait=wait_exponential_jitter(initial=0.5, max=8),
-        retry=retry_if_exception(retryable),
-        reraise=True,
-    ):
+    async for attempt in model_retrying(deps.max_model_retries, retryable=retryable):
         with attempt:
             parts: list[str] = []
             async for chunk in model.astream(messages):

@@ -14,12 +14,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from loguru import logger
 from psycopg_pool import AsyncConnectionPool
 
 from allin.chats import store
 from allin.models.errors import user_message
+from allin.prompts import active_prompt
+from allin.tracing import Tracing, user_hash
 from graphs.assistant.context import Context
 
 Emit = Callable[[dict], Awaitable[None]]
@@ -43,24 +45,33 @@ class TurnResult:
     node_ms: dict[str, float] = field(default_factory=dict)
     passages: list[dict] = field(default_factory=list)
     prompt_version: int | None = None
+    modality: str = "text"
+    audio_ref: str | None = None  # the answer's recording (voice turns)
 
 
 class TurnRunner:
     def __init__(self, graph: Any, pool: AsyncConnectionPool, *, settings: Any, memory: Any = None,
-                 metrics: Any = None, on_turn_done: Callable[[dict, TurnResult], Awaitable[None]] | None = None):
+                 metrics: Any = None, on_turn_done: Callable[[dict, TurnResult], Awaitable[None]] | None = None,
+                 tracing: Tracing | None = None, run_name: str = "allin-turn"):
         self.graph = graph
         self.pool = pool
         self.settings = settings
         self.memory = memory
         self.metrics = metrics
         self.on_turn_done = on_turn_done
+        self.tracing = tracing  # LangSmith, only when a key is configured (allin.tracing)
+        self.run_name = run_name
 
-    def config(self, chat_id: uuid.UUID | str, user_id: uuid.UUID | str) -> dict:
-        return {
-            "configurable": {"thread_id": str(chat_id)},
-            "run_name": "allin-turn",
-            "metadata": {"chat_id": str(chat_id), "mode": self.settings.mode},
-        }
+    def config(self, chat_id: uuid.UUID | str, user_id: uuid.UUID | str, *, prompt_version: int | None = None) -> dict:
+        metadata: dict[str, Any] = {"chat_id": str(chat_id), "mode": self.settings.mode, "user": user_hash(user_id)}
+        if prompt_version is not None:
+            metadata["prompt_version"] = prompt_version
+        config: dict[str, Any] = {"configurable": {"thread_id": str(chat_id)}, "run_name": self.run_name}
+        if self.tracing is not None:
+            metadata = {**self.tracing.metadata, **metadata}
+            config["callbacks"] = self.tracing.callbacks()
+        config["metadata"] = metadata
+        return config
 
     def context(self, chat: dict, user_id: uuid.UUID | str, attachment_ids: tuple[str, ...] = ()) -> Context:
         prefs = chat.get("settings") or {}
@@ -75,19 +86,25 @@ class TurnRunner:
 
     async def run(self, *, user_id: uuid.UUID | str, chat: dict, text: str, emit: Emit = _drop,
                   modality: str = "text", client_id: str | None = None, attachment_ids: tuple[str, ...] = (),
-                  audio_ref: str | None = None) -> TurnResult:
+                  audio_ref: str | None = None, user_turn_id: uuid.UUID | None = None,
+                  turn_id: uuid.UUID | None = None, answer_audio_ref: str | None = None) -> TurnResult:
+        """`audio_ref`: the user's recording; `answer_audio_ref`: where the spoken answer will be.
+        A voice caller picks the turn ids so its recordings can be named after them."""
         started = time.perf_counter()
         chat_id = chat["id"]
-        turn_id = uuid.uuid4()
+        turn_id = turn_id or uuid.uuid4()
         # The user's words are stored before any model call: a crash from here on loses nothing they typed.
         async with self.pool.connection() as conn:
             user_turn = await store.add_turn(
                 conn, user_id=user_id, chat_id=chat_id, role="user", content=text, modality=modality,
-                client_id=client_id, attachments=list(attachment_ids), audio_ref=audio_ref,
+                client_id=client_id, attachments=list(attachment_ids), audio_ref=audio_ref, turn_id=user_turn_id,
             )
-        result = TurnResult(user_turn_id=user_turn["id"], turn_id=turn_id, status="complete", content="")
+            # Traces name the prompt version up front (one indexed row); synthesize reads it again for the answer.
+            prompt_version = (await active_prompt(conn)).version if self.tracing is not None else None
+        result = TurnResult(user_turn_id=user_turn["id"], turn_id=turn_id, status="complete", content="",
+                            modality=modality, audio_ref=answer_audio_ref)
         tokens: list[str] = []
-        config = self.config(chat_id, user_id)
+        config = self.config(chat_id, user_id, prompt_version=prompt_version)
         ctx = self.context(chat, user_id, attachment_ids)
         # The human message carries the turn id, so checkpoints map back to stored turns (fork, export).
         graph_input = {"messages": [HumanMessage(content=text, id=str(user_turn["id"]))]}
@@ -106,7 +123,11 @@ class TurnRunner:
             ):
                 if mode == "messages":
                     chunk, meta = payload
-                    if meta.get("langgraph_node") == "synthesize":
+                    # LangGraph also emits the node's returned message (under a new id) after the
+                    # streamed chunks: taking it too would repeat the whole answer. A model that
+                    # does not stream gives only that one, which is then the answer.
+                    streamed = isinstance(chunk, AIMessageChunk) or not tokens
+                    if meta.get("langgraph_node") == "synthesize" and streamed:
                         piece = chunk.text if isinstance(chunk.text, str) else ""
                         if piece:
                             tokens.append(piece)
@@ -179,7 +200,8 @@ class TurnRunner:
         async with self.pool.connection() as conn:
             await store.add_turn(
                 conn, user_id=user_id, chat_id=chat["id"], role="assistant", content=content,
-                status=result.status, reply_to=result.user_turn_id, citations=result.citations,
+                modality=result.modality, audio_ref=result.audio_ref, status=result.status,
+                reply_to=result.user_turn_id, citations=result.citations,
                 code=[_code_frame(c) for c in result.code] or None, route=result.route,
                 prompt_version=result.prompt_version, error=result.error_code, turn_id=result.turn_id,
             )

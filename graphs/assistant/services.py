@@ -77,7 +77,7 @@ class ServiceDeps:
         from tools.code import run_gemini_code, run_user_code
 
         if self.settings.gemini_enabled:
-            return await run_gemini_code(self.chat_model(), text, history)
+            return await run_gemini_code(self.chat_model(), text, history, max_retries=self.settings.model_max_retries)
         from tools.sandbox import SandboxLimits
 
         limits = SandboxLimits(wall_s=self.settings.sandbox_wall_s, cpu_s=self.settings.sandbox_wall_s,
@@ -109,15 +109,19 @@ class ServiceDeps:
 
 
 class LazyServiceDeps(ServiceDeps):
-    """For LangGraph Studio: settings, database and models are created on first use."""
+    """For LangGraph Studio: settings, database and models are created on first use.
+
+    Importing and constructing do nothing (langgraph.json loads the module at server start);
+    the first call from any node, in any order (a replay may start mid-graph), reads the
+    settings (env and .env), starts or connects to the database, migrates it and sets up
+    the sandbox.
+    """
+
+    memory = None  # no long-term memory in Studio
 
     def __init__(self) -> None:  # noqa: D107 - nothing happens at import
         self._ready: asyncio.Lock | None = None
         self._initialised = False
-
-    async def pool(self) -> AsyncConnectionPool | None:
-        await self._init()
-        return self._pool
 
     async def _init(self) -> None:
         if self._initialised:
@@ -129,20 +133,48 @@ class LazyServiceDeps(ServiceDeps):
                 return
             from allin.db.migrate import migrate_url
             from allin.db.pool import make_pool, resolve_database_url
+            from tools.sandbox import Sandbox, set_default_sandbox
 
-            settings = load_settings()
+            settings = await asyncio.to_thread(load_settings)  # reads .env: file I/O off the loop
             url = await asyncio.to_thread(resolve_database_url, settings)
             await migrate_url(url, embedding_dim=settings.embedding_dim)
             pool = make_pool(url, settings, min_size=0, max_size=4)
             await pool.open()
+            set_default_sandbox(Sandbox(backend=settings.sandbox_backend, python=settings.sandbox_python,
+                                        max_concurrency=settings.sandbox_max_concurrency))
             ServiceDeps.__init__(self, settings, pool)
             self._initialised = True
 
-    def chat_model(self) -> BaseChatModel:
+    def _settings_ready(self) -> None:
         if not self._initialised:
-            raise RuntimeError("dependencies not initialised")
+            raise RuntimeError("dependencies not initialised: an async dependency call comes first")
+
+    async def pool(self) -> AsyncConnectionPool | None:
+        await self._init()
+        return self._pool
+
+    def chat_model(self) -> BaseChatModel:
+        self._settings_ready()
         return super().chat_model()
+
+    @property
+    def history_max_tokens(self) -> int:
+        self._settings_ready()
+        return self.settings.history_max_tokens
+
+    @property
+    def max_model_retries(self) -> int:
+        self._settings_ready()
+        return self.settings.model_max_retries
 
     async def classify(self, text: str, history: list[BaseMessage]) -> Route:
         await self._init()
         return await super().classify(text, history)
+
+    async def run_code(self, text: str, history: list[BaseMessage], ctx: Context) -> list[CodeRun]:
+        await self._init()
+        return await super().run_code(text, history, ctx)
+
+    async def recall(self, query: str, ctx: Context) -> list[str]:
+        await self._init()
+        return await super().recall(query, ctx)

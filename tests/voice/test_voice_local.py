@@ -86,3 +86,13 @@ async def test_concurrent_calls_all_complete(speech: LocalSpeech, say: Callable[
     )
     assert all("morning" in r.text.lower() for r in results[:2])
     assert all(len(r) > 0 for r in results[2:])
+
+
+async def test_short_sentences_are_synthesized_once(speech: LocalSpeech) -> None:
+    text = "The sources are in the chat."
+    first = await speech.asynthesize(text)
+    started = time.perf_counter()
+    again = await speech.asynthesize(text)
+    assert again == first and time.perf_counter() - started < 0.005  # from the cache, not the engine
+    long = "A longer sentence that is not worth keeping, since answers rarely repeat it word for word at all."
+    assert await speech.asynthesize(long) == await speech.asynthesize(long)  # deterministic, synthesized twice

@@ -69,3 +69,12 @@ def test_nothing_speakable() -> None:
 
 def test_available_on_the_tts_class() -> None:
     assert LocalTTS.split_sentences("Hi there. Bye.") == ["Hi there.", "Bye."]
+
+
+def test_a_trailing_source_list_is_not_read_out() -> None:
+    answer = ("From the team docs:\n\nRespond within one business day. [2]\n\n"
+              "Sources:\n[2] review_reviewer_speed, p. 1\n[3] review_reviewer_speed, p. 3")
+    assert split_sentences(answer) == ["From the team docs:", "Respond within one business day.",
+                                       "The sources are in the chat."]
+    markdown = "Keep CLs small [1].\n\n**References:**\n\n- [1] Small CLs, p. 2\n- [2] Other, p. 1"
+    assert split_sentences(markdown) == ["Keep CLs small.", "The sources are in the chat."]
