@@ -101,6 +101,7 @@ class Settings(BaseSettings):
     voice_stt_threads: int = Field(default=2, ge=1, le=16)
     voice_stt_prompt: str = Field(default="Allin, Team 8, pull request, code review, onboarding.", max_length=500)
     voice_tts_speed: float = Field(default=1.0, ge=0.5, le=2.0)
+    voice_warm_up: bool = Field(default=False, description="Load the speech models at startup (cold start 15-25 s).")
 
     live_voice_name: str | None = Field(default=None, max_length=64)
     live_max_reconnects: int = Field(default=3, ge=0, le=20)

@@ -53,11 +53,10 @@ def wheel_vector_math_works() -> bool:
 
 # Where the wheel's vector math cannot run, the test database gets a portable `<=>` (cosine
 # distance in SQL, same result) in pg_catalog, which every lookup searches before `public`, and
-# no HNSW indexes (their inserts would crash). The app's SQL is unchanged; only this throwaway
-# test database's operator differs.
+# its HNSW indexes are swapped for plain btree indexes of the same name (an HNSW insert would
+# crash; the same name keeps mem0's `CREATE INDEX IF NOT EXISTS` from building it again). The
+# app's SQL is unchanged; only this throwaway test database differs.
 PORTABLE_COSINE = """
-DROP INDEX IF EXISTS chunks_embedding;
-DROP INDEX IF EXISTS chat_turns_embedding;
 CREATE OR REPLACE FUNCTION pg_catalog.portable_cosine_distance(a public.vector, b public.vector) RETURNS float8
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
   SELECT 1 - sum(x::float8 * y) / nullif(sqrt(sum(x::float8 * x)) * sqrt(sum(y::float8 * y)), 0)
@@ -65,6 +64,19 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
 $$;
 CREATE OPERATOR pg_catalog.<=> (
     LEFTARG = public.vector, RIGHTARG = public.vector, FUNCTION = pg_catalog.portable_cosine_distance);
+DO $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT ic.relname AS idx, tc.relname AS tbl
+             FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class tc ON tc.oid = i.indrelid
+             JOIN pg_am am ON am.oid = ic.relam JOIN pg_namespace n ON n.oid = ic.relnamespace
+             WHERE am.amname IN ('hnsw', 'ivfflat') AND n.nspname = 'public'
+    LOOP
+        EXECUTE format('DROP INDEX public.%I', r.idx);
+        EXECUTE format('CREATE INDEX %I ON public.%I (id)', r.idx, r.tbl);
+    END LOOP;
+END
+$$;
 """
 
 
