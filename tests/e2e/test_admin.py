@@ -1,8 +1,4 @@
-"""The admin screens (knowledge upload and sync, documents, system prompt) and attachments.
-
-Routes that other parts of the project are still building are marked with `needs_route`: those
-tests are xfail (not strict) until the route exists, then run as ordinary tests.
-"""
+"""The admin screens (knowledge upload and sync, documents, system prompt) and attachments."""
 
 from __future__ import annotations
 
@@ -13,7 +9,6 @@ import pytest
 from playwright.async_api import expect
 
 from tests.e2e.conftest import ask, login, screenshot
-from tests.e2e.routes import needs_route
 
 pytestmark = pytest.mark.e2e
 
@@ -46,8 +41,6 @@ async def test_admin_screens_are_for_admins_only_and_degrade_gracefully(browser,
     browser.assert_no_js_errors()
 
 
-@needs_route("POST /admin/knowledge/files", "POST /admin/sync_knowledge", "GET /admin/sync_knowledge/{job_id}",
-             "GET /knowledge/documents")
 async def test_admin_uploads_a_pdf_syncs_and_sees_it_ingested(browser, live_server, users, corpus):
     page = await browser.new_page()
     await login(page, live_server, users.admin.token)
@@ -71,7 +64,6 @@ async def test_admin_uploads_a_pdf_syncs_and_sees_it_ingested(browser, live_serv
     browser.assert_no_js_errors()
 
 
-@needs_route("POST /admin/sync_knowledge", "GET /admin/sync_knowledge/{job_id}")
 async def test_sync_shows_per_file_errors(browser, live_server, users, corpus, settings):
     # A broken and an encrypted PDF next to a good file: the sync reports each failure, and goes on.
     for name in ("empty.pdf", "password-example.pdf"):
@@ -88,7 +80,6 @@ async def test_sync_shows_per_file_errors(browser, live_server, users, corpus, s
     browser.assert_no_js_errors()
 
 
-@needs_route("GET /admin/system-prompt", "PUT /admin/system-prompt", "POST /admin/system-prompt/rollback")
 async def test_admin_edits_the_system_prompt_and_rolls_back(browser, live_server, users):
     page = await browser.new_page()
     await login(page, live_server, users.admin.token)
@@ -113,7 +104,6 @@ async def test_admin_edits_the_system_prompt_and_rolls_back(browser, live_server
     browser.assert_no_js_errors()
 
 
-@needs_route("POST /chat/attachments")
 async def test_a_log_file_is_attached_to_a_question(browser, live_server, users, tmp_path):
     log = tmp_path / "deploy.log"
     log.write_text("2026-11-20 12:00:01 ERROR deploy failed: database migration 0042 timed out\n")

@@ -9,8 +9,7 @@ import httpx
 import pytest
 from playwright.async_api import expect
 
-from tests.e2e.conftest import ask, ingest, login, screenshot
-from tests.e2e.routes import has_route, needs_route
+from tests.e2e.conftest import ask, login, screenshot
 
 pytestmark = pytest.mark.e2e
 
@@ -35,10 +34,8 @@ def record_frames(page) -> list[dict]:
 
 
 @pytest.fixture
-async def speed_doc(live_server, users, settings, corpus) -> str:
+async def speed_doc(live_server, users, corpus) -> str:
     """The "Speed of Code Reviews" PDF, uploaded and ingested the way an admin does it."""
-    if not has_route("POST", "/admin/knowledge/files"):  # built in parallel: store it directly meanwhile
-        return await ingest(settings.database_url, settings.knowledge_path, corpus / SPEED_PDF)
     pdf = corpus / SPEED_PDF
     async with httpx.AsyncClient(base_url=live_server.url, headers=users.admin.headers, timeout=120) as api:
         r = await api.post("/admin/knowledge/files", files={"file": (pdf.name, pdf.read_bytes(), "application/pdf")})
@@ -85,7 +82,6 @@ async def test_question_streams_a_markdown_answer_with_citation_chips(browser, l
     browser.assert_no_js_errors()
 
 
-@needs_route("GET /knowledge/documents/{document_id}/file")
 async def test_citation_chip_opens_the_cited_page_of_the_source(browser, live_server, users, speed_doc):
     page = await browser.new_page()
     frames = record_frames(page)
