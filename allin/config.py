@@ -107,6 +107,13 @@ class Settings(BaseSettings):
     live_max_reconnects: int = Field(default=3, ge=0, le=20)
     live_stable_after_s: float = Field(default=60.0, gt=0, le=3600)
 
+    # --- long-term memory (mem0 on the same Postgres) ---
+    memory_enabled: bool = True
+    memory_min_score: float = Field(default=0.35, ge=0, le=1)
+    memory_lexical_min_score: float = Field(default=0.2, ge=0, le=1)
+    memory_model: str | None = Field(default=None, description="Fact-extraction model (default: CHAT_MODEL).")
+    memory_pool_max: int = Field(default=4, ge=1, le=50)
+
     # --- logging / tracing ---
     log_level: Literal["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = False

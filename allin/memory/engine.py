@@ -178,7 +178,8 @@ def build_mem0(settings: Settings, *, db_url: str, embedder: Any, options: Memor
         },
         "embedder": {
             "provider": "langchain",
-            "config": {"model": FirstPersonEmbeddings(as_langchain(embedder)), "embedding_dims": settings.embedding_dim},
+            "config": {"model": FirstPersonEmbeddings(as_langchain(embedder)),
+                       "embedding_dims": settings.embedding_dim},
         },
         "llm": {"provider": "langchain", "config": {"model": extraction_model(settings, options)}},
         # Nothing in Allin reads mem0's change history, and a file would keep the text of deleted

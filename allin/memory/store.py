@@ -29,7 +29,7 @@ from allin.memory.options import COLLECTION, MemoryOptions
 from allin.models.text import content_words
 
 # "What do you know about me?" matches no memory by meaning: it asks for all of them.
-_ABOUT_ME = re.compile(r"\b(?:about me|know about me|remember about me|remember (?:of )?me|do you remember)\b", re.I)
+_ABOUT_ME = re.compile(r"\b(?:about me|remember me)\b", re.I)
 # A crashed attempt's claim on a turn expires after this long.
 CLAIM_STALE = "10 minutes"
 ASSISTANT_CHARS = 2000  # of the answer shown to Gemini as context for extraction
@@ -152,7 +152,8 @@ class MemoryStore:
             raise
         async with self.pool.connection() as conn:
             await conn.execute(
-                "UPDATE memory_turns SET status = 'done', memory_ids = %s::uuid[], finished_at = now() WHERE turn_id = %s",
+                "UPDATE memory_turns SET status = 'done', memory_ids = %s::uuid[], finished_at = now() "
+                "WHERE turn_id = %s",
                 (ids, turn),
             )
         return ids
@@ -197,7 +198,8 @@ class MemoryStore:
             cur = await conn.execute(
                 "INSERT INTO memory_turns (turn_id, user_id) VALUES (%s, %s) "
                 "ON CONFLICT (turn_id) DO UPDATE SET claimed_at = now() "
-                f"  WHERE memory_turns.status = 'pending' AND memory_turns.claimed_at < now() - interval '{CLAIM_STALE}'"
+                "  WHERE memory_turns.status = 'pending' "
+                f"    AND memory_turns.claimed_at < now() - interval '{CLAIM_STALE}'"
                 "    AND memory_turns.user_id = EXCLUDED.user_id "
                 "RETURNING turn_id",
                 (turn, user),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from allin.memory.facts import MAX_FACTS_PER_MESSAGE, mentions_self, self_statements
+from allin.memory.facts import MAX_FACTS_PER_MESSAGE, first_person, mentions_self, self_statements
 
 
 @pytest.mark.parametrize(
@@ -69,3 +69,20 @@ def test_mentions_self_decides_whether_gemini_is_asked():
     assert not mentions_self("How fast should code reviews be?")
     assert not mentions_self("How do I deploy?")  # first person, but a question
     assert not mentions_self("Summarise the review guide.")
+
+
+@pytest.mark.parametrize(
+    ("fact", "said"),
+    [
+        ("User works on the payments team", "I work on the payments team"),
+        ("User is on the payments team", "I am on the payments team"),
+        ("User's manager is Dana Levi", "My manager is Dana Levi"),
+        ("The user prefers Python", "I prefer Python"),
+        ("User studies Rust", "I study Rust"),
+        ("Dana is the user's manager", "Dana is my manager"),
+        ("I'm on the payments team.", "I'm on the payments team."),  # already first person
+        ("Users are great", "Users are great"),
+    ],
+)
+def test_facts_about_the_user_are_embedded_as_the_user_would_say_them(fact, said):
+    assert first_person(fact) == said

@@ -130,3 +130,13 @@ async def test_deleting_a_user_deletes_their_memories(memory, users, db_url):
         await conn.execute("DELETE FROM users WHERE id = %s", (users.bob.id,))
         cur = await conn.execute("SELECT count(*) FROM memories")
         assert (await cur.fetchone())[0] == 0
+
+
+async def test_facts_written_about_the_user_are_recalled_by_first_person_questions(memory, users):
+    """Gemini's facts read "User works on ..." (mem0's prompt); questions say "I"."""
+    engine = await memory._engine()
+    await engine.add("User works on the payments team", user_id=str(users.alice.id), infer=False)
+    await engine.add("User's manager is Dana Levi", user_id=str(users.alice.id), infer=False)
+    assert await memory.recall(users.alice.id, "Which team am I on?") == ["User works on the payments team"]
+    assert await memory.recall(users.alice.id, "Who is my manager?") == ["User's manager is Dana Levi"]
+    assert await memory.recall(users.alice.id, "How fast should code reviews be?") == []
