@@ -36,12 +36,23 @@ def _ensure_os_user() -> str | None:
     return PG_USER
 
 
+def _let_others_traverse(path: Path) -> None:
+    """The unprivileged server user must reach the wheel's binaries: a checkout under a 0700
+    folder (e.g. `mktemp -d`) would hide them. Adds only search (x) permission, as pgserver does."""
+    for folder in [path, *path.parents]:
+        mode = folder.stat().st_mode
+        if not mode & 0o001:
+            folder.chmod(mode | 0o001)
+
+
 class PgCluster:
     def __init__(self, data_dir: Path, port: int | None = None) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.bin = pg_bin_dir()
         self.os_user = _ensure_os_user()
+        if self.os_user:
+            _let_others_traverse(self.bin)
 
     def _run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         cmd = [str(self.bin / args[0]), *args[1:]]
