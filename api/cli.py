@@ -78,22 +78,10 @@ def serve(
         await conn.close()
 
     run_async(precheck)
-    import uvicorn
-
     from api.app import create_app
+    from api.server import serve as serve_app
 
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-        timeout_graceful_shutdown=15,
-        ws_max_size=settings.ws_max_frame_kb * 1024,
-        ws_ping_interval=settings.ws_ping_interval_s,
-        ws_ping_timeout=settings.ws_ping_interval_s,
-    )
+    serve_app(create_app(settings), settings)
 
 
 @app.command()

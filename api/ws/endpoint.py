@@ -85,23 +85,35 @@ class Connection:
         await self.outbox.put(frame)
 
     async def writer(self) -> None:
-        timeout = self.settings.ws_send_timeout_s
         while True:
             frame = await self.outbox.get()
-            if frame is None:
-                return
             try:
-                if isinstance(frame, bytes):
-                    await asyncio.wait_for(self.ws.send_bytes(frame), timeout)
-                else:
-                    await asyncio.wait_for(self.ws.send_json(frame), timeout)
-            except asyncio.TimeoutError:
-                logger.warning("closing a client too slow to read its frames")
-                await self.close(p.CLOSE_SLOW_CONSUMER, "client too slow to read")
-                return
-            except Exception:  # noqa: BLE001 - the socket is gone
-                self.closed = True
-                return
+                if frame is None or not await self._write(frame):
+                    return
+            finally:
+                self.outbox.task_done()  # after the write, so flush() means "on the wire"
+
+    async def _write(self, frame: dict | bytes) -> bool:
+        """Send one frame; False once the connection is unusable."""
+        timeout = self.settings.ws_send_timeout_s
+        try:
+            if isinstance(frame, bytes):
+                await asyncio.wait_for(self.ws.send_bytes(frame), timeout)
+            else:
+                await asyncio.wait_for(self.ws.send_json(frame), timeout)
+        except asyncio.TimeoutError:
+            logger.warning("closing a client too slow to read its frames")
+            await self.close(p.CLOSE_SLOW_CONSUMER, "client too slow to read")
+            return False
+        except Exception:  # noqa: BLE001 - the socket is gone
+            self.closed = True
+            return False
+        return True
+
+    async def flush(self, timeout: float) -> None:
+        """Wait (bounded) until every queued frame has been handed to the socket."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.outbox.join(), timeout)
 
     async def close(self, code: int, reason: str = "") -> None:
         if self.closed:
@@ -332,4 +344,5 @@ async def close_all(res: Resources) -> None:
     if pending:
         await asyncio.wait(pending, timeout=10)
     for conn in list(h.connections):
+        await conn.flush(timeout=2)  # the last answer reaches the client before the close
         await conn.close(p.CLOSE_GOING_AWAY, "server shutting down")

@@ -11,28 +11,7 @@ import pytest
 import websockets
 
 from tests.conftest import LiveServer
-
-
-async def recv_json(ws, timeout=30):
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
-
-
-async def hello(ws, token, chat_id=None, frame_id="h1"):
-    frame = {"type": "hello", "token": token, "id": frame_id}
-    if chat_id:
-        frame["chat_id"] = chat_id
-    await ws.send(json.dumps(frame))
-    return await recv_json(ws)
-
-
-async def collect_turn(ws, timeout=60):
-    """Frames until turn_complete (or error)."""
-    frames = []
-    while True:
-        f = await recv_json(ws, timeout)
-        frames.append(f)
-        if f["type"] in ("turn_complete", "error"):
-            return frames
+from tests.support.ws_client import collect_turn, hello, recv_json
 
 
 async def test_full_turn_streams_tokens_then_message_then_complete(live_server: LiveServer, users):

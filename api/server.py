@@ -1,0 +1,47 @@
+"""Serving the app under uvicorn, with a drain step on shutdown.
+
+uvicorn's own shutdown drops every WebSocket with 1012 before the app's
+lifespan hears about it, so running turns would lose their sockets mid-answer.
+Draining first (stop accepting, let running turns finish briefly, close
+sockets with 1001 "going away") is what clients and the docs expect.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import uvicorn
+from fastapi import FastAPI
+
+from allin.config import Settings
+from api.ws import endpoint as ws_endpoint
+
+
+class DrainingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self.allin_app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()  # no new connections while running turns finish
+        await ws_endpoint.close_all(self.allin_app.state.res)
+        await super().shutdown(sockets)
+
+
+def serve(app: FastAPI, settings: Settings, **uvicorn_options) -> None:
+    """Run until SIGTERM/SIGINT (blocking)."""
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        timeout_graceful_shutdown=15,
+        ws_max_size=settings.ws_max_frame_kb * 1024,
+        ws_ping_interval=settings.ws_ping_interval_s,
+        ws_ping_timeout=settings.ws_ping_interval_s,
+        **uvicorn_options,
+    )
+    DrainingServer(config, app).run()
