@@ -169,3 +169,25 @@ async def test_sigterm_finishes_the_running_turn_and_says_going_away(processes, 
                             (ready["chat_id"],)).fetchall()
     assert [r[0] for r in rows] == ["user", "assistant"], rows
     assert rows[1][1] == "complete", rows
+
+
+async def test_a_turn_whose_socket_dropped_completes_and_another_replica_serves_it(processes, settings, users):
+    a = spawn(processes, settings, "a").start()
+    b = spawn(processes, settings, "b").start()
+    async with websockets.connect(a.ws_url) as ws:
+        ready = await hello(ws, users.alice.token)
+        await ws.send(json.dumps({"type": "text", "text": "How do I run the tests?"}))
+        await recv_json(ws)  # under way; then the client vanishes
+    chat_id = ready["chat_id"]
+
+    async with websockets.connect(b.ws_url) as ws:
+        again = await hello(ws, users.alice.token, chat_id=chat_id)
+        assert again["resumed"] is True
+    async with httpx.AsyncClient(base_url=b.url, headers=users.alice.headers) as rest:
+        for _ in range(300):
+            turns = (await rest.get(f"/chat/history/{chat_id}")).json()["turns"]
+            if len(turns) == 2 and turns[1]["status"] != "pending":
+                break
+            await asyncio.sleep(0.1)
+    assert [(t["role"], t["status"]) for t in turns] == [("user", "complete"), ("assistant", "complete")]
+    assert turns[1]["content"].strip()
