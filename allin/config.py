@@ -86,6 +86,14 @@ class Settings(BaseSettings):
     top_k: int = Field(default=6, ge=1, le=50)
     history_max_tokens: int = Field(default=6000, ge=500, le=1_000_000)
     langgraph_durability: Literal["sync", "async", "exit"] = "sync"
+    checkpoint_pool_max: int = Field(
+        default=6, ge=1, le=100, description="Connections for graph checkpoints (a pool of their own)."
+    )
+    checkpoint_async_commit: bool = Field(
+        default=True,
+        description="Checkpoint commits skip the WAL flush wait (about half of a turn's overhead). An app "
+        "crash loses nothing; a crash of Postgres itself may lose the last ~0.6 s of checkpoints.",
+    )
 
     # --- code sandbox (offline code execution) ---
     sandbox_backend: Literal["auto", "bwrap", "unshare-userns", "unshare-root", "rlimits"] = "auto"

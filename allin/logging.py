@@ -50,7 +50,10 @@ def setup_logging(level: str = "INFO", json: bool = False) -> None:
             format="<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> <level>{level: <7}</level> "
             "<cyan>{name}</cyan> {message}",
         )
-    logging.basicConfig(handlers=[_InterceptHandler()], level=0, force=True)
+    # The stdlib threshold matches loguru's: at level 0 every library's debug record (and
+    # uvicorn's per-frame TRACE logger, switched on by it) was built only to be dropped.
+    stdlib_level = 5 if level == "TRACE" else logging.getLevelName(level)
+    logging.basicConfig(handlers=[_InterceptHandler()], level=stdlib_level, force=True)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "fastapi", "httpx", "psycopg", "psycopg.pool"):
         lg = logging.getLogger(name)
         lg.handlers = [_InterceptHandler()]

@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from allin.chats.after_turn import after_turn
 from allin.config import Settings, load_settings
 from api import __version__
-from api.assistant import start_assistant
+from api.assistant import start_assistant, stop_assistant
 from api.errors import install_error_handlers
 from api.lifespan import lifespan
 from api.memory import start_memory, stop_memory
@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None, *, chat_model: Any = None, embe
                                 # titles and turn embeddings after each completed turn (memory chains in front)
                                 on_turn_done=functools.partial(after_turn, app.state.res))
     app.state.on_startup = [start_tracing, start_memory, start_assistant, start_voice]
-    app.state.on_shutdown = [stop_tracing, stop_memory, ws_endpoint.close_all]  # reversed: turns end, then memory drains
+    app.state.on_shutdown = [stop_assistant, stop_tracing, stop_memory, ws_endpoint.close_all]  # reversed: turns end, then memory drains
     install_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-
+from allin.db.pool import make_pool
+from graphs.assistant.checkpointer import pooled_checkpointer
 from graphs.assistant.graph import build_graph
 from graphs.assistant.runner import TurnRunner
 from graphs.assistant.services import ServiceDeps
@@ -17,10 +17,24 @@ async def start_assistant(res: Resources) -> None:
                                 python=settings.sandbox_python))
     deps = ServiceDeps(settings, res.pool, memory=res.extras.get("memory"),
                        chat_model=res.extras.get("chat_model_override"), embedder=res.extras.get("embedder_override"))
-    # The pool is built with autocommit + dict rows + no prepared statements, as the saver needs.
-    saver = AsyncPostgresSaver(res.pool)  # type: ignore[arg-type]
+    # Checkpoints get a pool of their own: its connections may skip the WAL flush wait without
+    # touching the turn log's durability, and its calls overlap across chats (see checkpointer.py).
+    commit = {"synchronous_commit": "off"} if settings.checkpoint_async_commit else {}
+    # Opened full (min = max): growing a pool one connection at a time under a burst of turns was slow
+    # enough to time turns out.
+    checkpoint_pool = make_pool(res.db_url, settings, min_size=settings.checkpoint_pool_max, max_size=settings.checkpoint_pool_max,
+                                name="allin-checkpoints", **commit)
+    await checkpoint_pool.open(wait=False)
+    res.extras["checkpoint_pool"] = checkpoint_pool
+    saver = pooled_checkpointer(checkpoint_pool, max_concurrent=settings.checkpoint_pool_max)
     graph = build_graph(deps).compile(checkpointer=saver, name="allin-assistant")
     res.extras["deps"] = deps
     res.extras["graph"] = graph
     res.extras["runner"] = TurnRunner(graph, res.pool, settings=settings, memory=deps.memory, metrics=res.metrics,
                                       on_turn_done=res.extras.get("on_turn_done"), tracing=res.extras.get("tracing"))
+
+
+async def stop_assistant(res: Resources) -> None:
+    checkpoint_pool = res.extras.pop("checkpoint_pool", None)
+    if checkpoint_pool is not None:
+        await checkpoint_pool.close(timeout=5)

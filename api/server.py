@@ -42,6 +42,8 @@ def serve(app: FastAPI, settings: Settings, **uvicorn_options) -> None:
         ws_max_size=settings.ws_max_frame_kb * 1024,
         ws_ping_interval=settings.ws_ping_interval_s,
         ws_ping_timeout=settings.ws_ping_interval_s,
+        # Frames are small and many (a token each): compressing them costs more CPU than it saves.
+        ws_per_message_deflate=False,
         **uvicorn_options,
     )
     DrainingServer(config, app).run()

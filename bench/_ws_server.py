@@ -3,11 +3,10 @@
 import resource
 import sys
 
-import uvicorn
-
 from allin.config import load_settings
 from allin.logging import setup_logging
 from api.app import create_app
+from api.server import serve
 from bench._fakes import HashEmbedder, InstantChatModel
 
 
@@ -18,8 +17,7 @@ def main() -> None:
     settings = load_settings(ALLIN_PORT=port)
     setup_logging("WARNING")
     app = create_app(settings, chat_model=InstantChatModel(), embedder=HashEmbedder())
-    uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False, backlog=2048,
-                ws_ping_interval=settings.ws_ping_interval_s, ws_ping_timeout=settings.ws_ping_interval_s)
+    serve(app, settings, backlog=2048)  # as `allin serve` runs it
 
 
 if __name__ == "__main__":

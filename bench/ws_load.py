@@ -45,6 +45,13 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds the process has used (shows what a turn costs the server,
+    which latency alone hides when the load generator competes for the same cores)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Stats:
     def __init__(self) -> None:
         self.latencies: list[float] = []
@@ -153,6 +160,7 @@ async def run(args) -> None:
             for ev in actives[:n_active]:
                 ev.set()
             t0 = time.perf_counter()
+            cpu0 = cpu_s(server.pid)
             peak_rss = 0.0
             while time.perf_counter() - t0 < seconds:
                 await asyncio.sleep(1)
@@ -161,16 +169,19 @@ async def run(args) -> None:
                 ev.clear()
             await asyncio.sleep(1.5)  # let in-flight turns finish
             elapsed = time.perf_counter() - t0
+            cpu = cpu_s(server.pid) - cpu0
             lat = stats.latencies
             return {"active": n_active, "held": held[0], "turns": len(lat), "turns_per_s": len(lat) / elapsed,
                     "p50": pct(lat, 50), "p95": pct(lat, 95), "p99": pct(lat, 99), "errors": stats.errors,
-                    "dropped": stats.dropped, "lost": stats.sent - len(lat) - stats.errors, "rss_mb": peak_rss}
+                    "dropped": stats.dropped, "lost": stats.sent - len(lat) - stats.errors, "rss_mb": peak_rss,
+                    "cpu_ms_per_turn": 1000 * cpu / max(1, len(lat)), "server_cpu": cpu / elapsed}
 
         main = await phase(args.active, args.seconds)
         print(f"\nmain phase: {args.connections} connections, {args.active} active at 1 turn/s for {args.seconds}s")
         print(f"  held {main['held']}  turns {main['turns']} ({main['turns_per_s']:.1f}/s)  "
               f"p50 {main['p50']:.1f} ms  p95 {main['p95']:.1f} ms  p99 {main['p99']:.1f} ms  "
-              f"errors {main['errors']}  dropped {main['dropped']}  lost {main['lost']}  server RSS {main['rss_mb']:.0f} MB")
+              f"errors {main['errors']}  dropped {main['dropped']}  lost {main['lost']}  server RSS {main['rss_mb']:.0f} MB\n"
+              f"  server CPU {main['server_cpu']:.0%} of a core, {main['cpu_ms_per_turn']:.1f} ms per turn")
         print("\nramp (p95 ≤ 100 ms to pass):")
         best = None
         for n in args.ramp:
@@ -179,7 +190,8 @@ async def run(args) -> None:
             r = await phase(n, args.ramp_seconds)
             ok = r["p95"] <= 100 and r["errors"] == 0
             print(f"  active {n:4d}: {r['turns_per_s']:6.1f} turns/s  p50 {r['p50']:6.1f}  p95 {r['p95']:6.1f}  "
-                  f"p99 {r['p99']:6.1f} ms  errors {r['errors']}  {'ok' if ok else 'over'}")
+                  f"p99 {r['p99']:6.1f} ms  errors {r['errors']}  server CPU {r['server_cpu']:4.0%}  "
+                  f"{'ok' if ok else 'over'}")
             if ok:
                 best = r
             else:
@@ -208,7 +220,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--users", type=int, default=100)
     ap.add_argument("--ping-every", type=float, default=15.0)
-    ap.add_argument("--ramp", type=int, nargs="*", default=[50, 75, 100, 150, 200, 300])
+    ap.add_argument("--ramp", type=int, nargs="*", default=[5, 10, 15, 20, 25, 30, 40, 50, 75, 100])
     ap.add_argument("--ramp-seconds", type=float, default=10)
     asyncio.run(run(ap.parse_args()))
 

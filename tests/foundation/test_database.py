@@ -1,5 +1,7 @@
 """The schema lives in a real Postgres with pgvector, and migrations are idempotent."""
 
+import asyncio
+
 import psycopg
 import pytest
 
@@ -43,5 +45,22 @@ async def test_pool_ping(db_url, settings):
         async with pool.connection() as conn:
             cur = await conn.execute("SELECT 1 AS one")
             assert (await cur.fetchone()) == {"one": 1}  # dict_row, as the app expects
+    finally:
+        await pool.close()
+
+
+async def test_pool_replaces_a_connection_the_server_closed(db_url, settings):
+    """The checkout check skips the round trip for healthy connections but still notices a dead one."""
+    pool = make_pool(db_url, settings, min_size=1, max_size=1)
+    await pool.open(wait=True)
+    try:
+        async with pool.connection() as conn:
+            pid = (await (await conn.execute("SELECT pg_backend_pid() AS pid")).fetchone())["pid"]
+        with psycopg.connect(db_url, autocommit=True) as admin:
+            assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]
+        await asyncio.sleep(0.2)  # the termination notice reaches the idle connection's socket
+        async with pool.connection() as conn:  # no error: the dead one was dropped, a new one made
+            new_pid = (await (await conn.execute("SELECT pg_backend_pid() AS pid")).fetchone())["pid"]
+        assert new_pid != pid
     finally:
         await pool.close()
