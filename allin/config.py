@@ -86,6 +86,11 @@ class Settings(BaseSettings):
     top_k: int = Field(default=6, ge=1, le=50)
     history_max_tokens: int = Field(default=6000, ge=500, le=1_000_000)
     langgraph_durability: Literal["sync", "async", "exit"] = "sync"
+    turn_timeout_s: float = Field(
+        default=300, gt=0, le=3600,
+        description="A whole turn's limit; a question a crashed server left unanswered gets an "
+        "'interrupted' reply once this has passed.",
+    )
     checkpoint_pool_max: int = Field(
         default=6, ge=1, le=100, description="Connections for graph checkpoints (a pool of their own)."
     )

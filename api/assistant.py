@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from loguru import logger
+
 from allin.db.pool import make_pool
 from graphs.assistant.checkpointer import pooled_checkpointer
 from graphs.assistant.graph import build_graph
@@ -32,9 +36,24 @@ async def start_assistant(res: Resources) -> None:
     res.extras["graph"] = graph
     res.extras["runner"] = TurnRunner(graph, res.pool, settings=settings, memory=deps.memory, metrics=res.metrics,
                                       on_turn_done=res.extras.get("on_turn_done"), tracing=res.extras.get("tracing"))
+    res.extras["orphan_sweeper"] = asyncio.create_task(sweep_orphaned_turns(res), name="orphaned-turns")
+
+
+async def sweep_orphaned_turns(res: Resources) -> None:
+    """Now and then (and at startup), answer questions a stopped server left open (see the runner)."""
+    period = min(300.0, max(1.0, res.settings.turn_timeout_s / 2))
+    while True:
+        try:
+            await res.extras["runner"].answer_orphaned_turns()
+        except Exception as exc:  # noqa: BLE001 - database down: the next round tries again
+            logger.warning("orphaned-turn sweep failed: {}", exc)
+        await asyncio.sleep(period)
 
 
 async def stop_assistant(res: Resources) -> None:
+    sweeper = res.extras.pop("orphan_sweeper", None)
+    if sweeper is not None:
+        sweeper.cancel()
     checkpoint_pool = res.extras.pop("checkpoint_pool", None)
     if checkpoint_pool is not None:
         await checkpoint_pool.close(timeout=5)

@@ -100,6 +100,20 @@ async def add_turn(conn: psycopg.AsyncConnection, *, user_id: UUID | str, chat_i
     return row
 
 
+async def unanswered_user_turns(conn: psycopg.AsyncConnection, *, older_than_s: float, limit: int = 100) -> list[dict]:
+    """User turns (of the last week) that no reply answers, older than `older_than_s`: what a process that
+    died mid-turn left behind. Every turn that ends, in any way, stores a reply, so nothing else matches."""
+    cur = await conn.execute(
+        f"""SELECT {TURN_COLUMNS}, user_id FROM chat_turns u
+            WHERE u.role = 'user' AND u.created_at < now() - make_interval(secs => %s)
+              AND u.created_at > now() - interval '7 days'
+              AND NOT EXISTS (SELECT 1 FROM chat_turns a WHERE a.reply_to = u.id)
+            ORDER BY u.seq LIMIT %s""",
+        (older_than_s, limit),
+    )
+    return await cur.fetchall()
+
+
 async def find_user_turn_by_client_id(conn: psycopg.AsyncConnection, user_id: UUID | str, chat_id: UUID | str,
                                       client_id: str) -> dict | None:
     cur = await conn.execute(

@@ -5,9 +5,15 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import psycopg
+from psycopg_pool import PoolTimeout
 from langchain_core.exceptions import ModelError
 
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+class TurnTimeout(Exception):
+    """A whole turn ran past TURN_TIMEOUT_S."""
 
 
 def _status(exc: BaseException) -> int | None:
@@ -29,6 +35,10 @@ def is_transient_model_error(exc: BaseException) -> bool:
 
 def user_message(exc: BaseException) -> tuple[str, str]:
     """(error code, sentence) for the client; never the provider's raw text."""
+    if isinstance(exc, TurnTimeout):
+        return "turn_timeout", "This answer took too long and was stopped. Please try again."
+    if isinstance(exc, (psycopg.Error, PoolTimeout)):
+        return "database_unavailable", "The database is not answering right now. Please try again shortly."
     status = _status(exc)
     if status == 429:
         return "model_rate_limited", "The model is busy right now (rate limited). Please try again in a moment."

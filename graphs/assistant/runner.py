@@ -19,7 +19,7 @@ from loguru import logger
 from psycopg_pool import AsyncConnectionPool
 
 from allin.chats import store
-from allin.models.errors import user_message
+from allin.models.errors import TurnTimeout, user_message
 from allin.prompts import active_prompt
 from allin.tracing import Tracing, user_hash
 from graphs.assistant.context import Context
@@ -29,6 +29,11 @@ Emit = Callable[[dict], Awaitable[None]]
 
 async def _drop(_: dict) -> None:
     return None
+
+
+ORPHAN_GRACE_S = 5
+ORPHAN_LOCK = 0x416C6C696E_01  # pg advisory lock key: one replica sweeps at a time
+STOPPED_REPLY = "(No answer: the server stopped while working on this question. Please ask again.)"
 
 
 @dataclass
@@ -116,7 +121,9 @@ class TurnRunner:
                 pass
 
         node_started = time.perf_counter()
-        try:
+
+        async def stream_graph() -> None:
+            nonlocal node_started
             async for mode, payload in self.graph.astream(
                 graph_input, config, context=ctx, stream_mode=["messages", "updates"],
                 durability=self.settings.langgraph_durability,
@@ -143,11 +150,18 @@ class TurnRunner:
                             for run in result.code:
                                 await send({"type": "code", "turn_id": str(turn_id), **_code_frame(run)})
                     node_started = now
+
+        deadline = asyncio.timeout(self.settings.turn_timeout_s)  # no turn runs forever: the orphan sweep relies on it
+        try:
+            async with deadline:
+                await stream_graph()
         except asyncio.CancelledError:
             result.status, result.content = "interrupted", "".join(tokens)
             await asyncio.shield(self._finish(user_id, chat, result, config, interrupted=True))
             raise
         except Exception as exc:  # noqa: BLE001 - every failure becomes a stored turn and an error frame
+            if deadline.expired():
+                exc = TurnTimeout(f"the turn ran past {self.settings.turn_timeout_s} s")
             code, message = user_message(exc)
             logger.opt(exception=exc).warning("turn failed in chat {}: {}", chat_id, code)
             result.status, result.error_code, result.content = "error", code, "".join(tokens)
@@ -166,6 +180,39 @@ class TurnRunner:
             self.metrics.turns.labels(modality, result.status).inc()
             self.metrics.turn_latency.labels(modality).observe(time.perf_counter() - started)
         return result
+
+    async def answer_orphaned_turns(self) -> int:
+        """Store an "interrupted" reply for each user turn a dead process left unanswered.
+
+        Only turns older than TURN_TIMEOUT_S (+ grace) qualify: no live turn on any replica runs
+        that long. One replica at a time (advisory lock), so no turn gets two replies. The
+        thread gets the same reply, so the next turn's history matches what the user sees.
+        """
+        answered = 0
+        async with self.pool.connection() as conn, conn.transaction():
+            locked = await (await conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS ok", (ORPHAN_LOCK,))).fetchone()
+            if not locked["ok"]:
+                return 0
+            for turn in await store.unanswered_user_turns(
+                    conn, older_than_s=self.settings.turn_timeout_s + ORPHAN_GRACE_S):
+                config = self.config(turn["chat_id"], turn["user_id"])
+                reply_id = uuid.uuid4()
+                try:
+                    snapshot = await self.graph.aget_state(config)
+                    known = {m.id for m in (snapshot.values or {}).get("messages", [])}
+                    question = [] if str(turn["id"]) in known else [HumanMessage(turn["content"], id=str(turn["id"]))]
+                    await self.graph.aupdate_state(
+                        config, {"messages": [*question, AIMessage(STOPPED_REPLY, id=str(reply_id))]},
+                        as_node="synthesize")
+                except Exception as exc:  # noqa: BLE001 - the stored reply matters more than the thread's copy
+                    logger.warning("could not add the interrupted reply to thread {}: {}", turn["chat_id"], exc)
+                await store.add_turn(conn, user_id=turn["user_id"], chat_id=turn["chat_id"], role="assistant",
+                                     content=STOPPED_REPLY, modality=turn["modality"], status="interrupted",
+                                     reply_to=turn["id"], error="server_stopped", turn_id=reply_id)
+                answered += 1
+        if answered:
+            logger.info("answered {} turn(s) left unanswered by a stopped server", answered)
+        return answered
 
     @staticmethod
     def _apply_update(node: str, update: dict, result: TurnResult) -> None:

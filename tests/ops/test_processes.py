@@ -11,7 +11,6 @@ import asyncio
 import json
 import shutil
 import signal
-from collections.abc import Iterator
 
 import httpx
 import psycopg
@@ -19,24 +18,21 @@ import pytest
 import websockets
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
-from tests.support.server import SHUTDOWN_DONE, AppProcess
+from tests.support.server import SHUTDOWN_DONE
 from tests.support.ws_client import ask, hello, recv_json
 
 pytestmark = pytest.mark.timeout(300)
 
 
-@pytest.fixture
-def processes(settings, users) -> Iterator[list[AppProcess]]:
-    started: list[AppProcess] = []
-    yield started
-    for p in started:
-        p.kill()
-
-
-def spawn(processes: list[AppProcess], settings, name: str) -> AppProcess:
-    p = AppProcess(settings, name)
-    processes.append(p)
-    return p
+async def wait_for_turns(base_url: str, headers: dict, chat_id: str, count: int, timeout: float = 30) -> list[dict]:
+    """The chat's turns once there are `count` and none is pending (REST, as a client polls)."""
+    async with httpx.AsyncClient(base_url=base_url, headers=headers) as rest:
+        for _ in range(int(timeout * 10)):
+            turns = (await rest.get(f"/chat/history/{chat_id}")).json()["turns"]
+            if len(turns) >= count and all(t["status"] != "pending" for t in turns):
+                return turns
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"expected {count} turns, have {turns}")
 
 
 async def graph_messages(db_url: str, chat_id: str) -> list[tuple[str, str]]:
@@ -48,9 +44,9 @@ async def graph_messages(db_url: str, chat_id: str) -> list[tuple[str, str]]:
             for m in saved.checkpoint["channel_values"]["messages"]]
 
 
-async def test_a_chat_started_on_one_replica_continues_on_another(processes, settings, users):
-    a = spawn(processes, settings, "a").start()
-    b = spawn(processes, settings, "b").start()
+async def test_a_chat_started_on_one_replica_continues_on_another(app_process, settings, users):
+    a = app_process("a").start()
+    b = app_process("b").start()
     alice = users.alice.headers
 
     async with websockets.connect(a.ws_url) as ws:
@@ -86,8 +82,8 @@ async def test_a_chat_started_on_one_replica_continues_on_another(processes, set
     assert kinds == ["human", "ai", "human", "ai"]
 
 
-async def test_restart_then_resume_and_the_third_turn_sees_all_three(processes, settings, users):
-    server = spawn(processes, settings, "before").start()
+async def test_restart_then_resume_and_the_third_turn_sees_all_three(app_process, settings, users):
+    server = app_process("before").start()
     async with httpx.AsyncClient(base_url=server.url, headers=users.alice.headers) as rest:
         chat_id = (await rest.post("/chat/start", json={"title": "Restart me"})).json()["chat_id"]
     async with websockets.connect(server.ws_url) as ws:
@@ -96,7 +92,7 @@ async def test_restart_then_resume_and_the_third_turn_sees_all_three(processes, 
         await ask(ws, "How do I run the tests?")
     assert server.terminate(), server.log()
 
-    server = spawn(processes, settings, "after").start()
+    server = app_process("after").start()
     async with httpx.AsyncClient(base_url=server.url, headers=users.alice.headers) as rest:
         resume = (await rest.post(f"/chat/history/{chat_id}/resume")).json()
         assert [t["role"] for t in resume["recent_turns"]] == ["user", "assistant"] * 2
@@ -117,12 +113,12 @@ async def test_restart_then_resume_and_the_third_turn_sees_all_three(processes, 
         t["content"] for t in turns if t["role"] == "user"]
 
 
-async def test_sync_started_on_both_replicas_runs_once(processes, settings, users, corpus):
+async def test_sync_started_on_both_replicas_runs_once(app_process, settings, users, corpus):
     sources = sorted((corpus / "eng-practices" / "md").rglob("*.md"))[:3]
     for source in sources:
         shutil.copy(source, settings.knowledge_dir / source.name)
-    a = spawn(processes, settings, "a").start()
-    b = spawn(processes, settings, "b").start()
+    a = app_process("a").start()
+    b = app_process("b").start()
     admin = users.admin.headers
 
     async with httpx.AsyncClient(headers=admin) as http:
@@ -147,8 +143,8 @@ async def test_sync_started_on_both_replicas_runs_once(processes, settings, user
     assert sorted(f["status"] for f in job["results"]) == ["ingested"] * 3, job["results"]
 
 
-async def test_sigterm_finishes_the_running_turn_and_says_going_away(processes, settings, users):
-    server = spawn(processes, settings, "graceful").start()
+async def test_sigterm_finishes_the_running_turn_and_says_going_away(app_process, settings, users):
+    server = app_process("graceful").start()
     async with websockets.connect(server.ws_url) as ws:
         ready = await hello(ws, users.alice.token)
         await ws.send(json.dumps({"type": "text", "text": "How do I run the tests?", "id": "q"}))
@@ -171,9 +167,9 @@ async def test_sigterm_finishes_the_running_turn_and_says_going_away(processes, 
     assert rows[1][1] == "complete", rows
 
 
-async def test_a_turn_whose_socket_dropped_completes_and_another_replica_serves_it(processes, settings, users):
-    a = spawn(processes, settings, "a").start()
-    b = spawn(processes, settings, "b").start()
+async def test_a_turn_whose_socket_dropped_completes_and_another_replica_serves_it(app_process, settings, users):
+    a = app_process("a").start()
+    b = app_process("b").start()
     async with websockets.connect(a.ws_url) as ws:
         ready = await hello(ws, users.alice.token)
         await ws.send(json.dumps({"type": "text", "text": "How do I run the tests?"}))
@@ -183,11 +179,6 @@ async def test_a_turn_whose_socket_dropped_completes_and_another_replica_serves_
     async with websockets.connect(b.ws_url) as ws:
         again = await hello(ws, users.alice.token, chat_id=chat_id)
         assert again["resumed"] is True
-    async with httpx.AsyncClient(base_url=b.url, headers=users.alice.headers) as rest:
-        for _ in range(300):
-            turns = (await rest.get(f"/chat/history/{chat_id}")).json()["turns"]
-            if len(turns) == 2 and turns[1]["status"] != "pending":
-                break
-            await asyncio.sleep(0.1)
+    turns = await wait_for_turns(b.url, users.alice.headers, chat_id, 2)
     assert [(t["role"], t["status"]) for t in turns] == [("user", "complete"), ("assistant", "complete")]
     assert turns[1]["content"].strip()

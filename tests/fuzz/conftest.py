@@ -1,0 +1,102 @@
+"""One real app under uvicorn for a whole fuzz module (its own fresh database and users).
+
+The shared `live_server` fixture is per test; schemathesis runs every operation of the
+schema inside one test, and starting the app per operation would cost most of the run.
+Schemathesis' own ASGI transport is no help here: it opens a new Starlette TestClient per
+request, which runs the app's lifespan (pool, migrations, models) around every call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from allin.config import Settings
+from tests.conftest import (
+    LiveServer,
+    TestUser,
+    Users,
+    _wait_port,
+    _with_db,
+    create_database,
+    drop_database,
+    short_tmpdir,
+)
+from tests.support.pg import free_port
+
+
+async def _make_users(db_url: str) -> Users:
+    from allin.users import create_user
+
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True, row_factory=psycopg.rows.dict_row) as conn:
+        made = {}
+        for name, role in (("admin", "admin"), ("alice", "user"), ("bob", "user")):
+            user, token = await create_user(conn, name, role)  # type: ignore[arg-type]
+            made[name] = TestUser(user.id, name, token)
+    return Users(**made)
+
+
+@pytest.fixture(scope="module")
+def fuzz_env(admin_db_url: str, template_db: str) -> Iterator[tuple[Settings, Users]]:
+    """A fresh database, data dirs and users for this module alone."""
+    name = create_database(admin_db_url, template_db)
+    db_url = _with_db(admin_db_url, name)
+    data_dir = short_tmpdir("alf")
+    (data_dir / "knowledge").mkdir()
+    settings = Settings(
+        _env_file=None,
+        database_url=db_url,
+        ALLIN_DATA_DIR=data_dir / "data",
+        ALLIN_KNOWLEDGE_DIR=data_dir / "knowledge",
+        google_api_key=None,
+        log_level="WARNING",
+    )
+    # A thread of its own: asyncio.run must not replace pytest-asyncio's session loop.
+    with ThreadPoolExecutor(1) as pool:
+        users = pool.submit(asyncio.run, _make_users(db_url)).result()
+    try:
+        yield settings, users
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        drop_database(admin_db_url, name)
+
+
+@pytest.fixture(scope="module")
+def fuzz_users(fuzz_env: tuple[Settings, Users]) -> Users:
+    return fuzz_env[1]
+
+
+@pytest.fixture(scope="module")
+def fuzz_server(fuzz_env: tuple[Settings, Users]) -> Iterator[LiveServer]:
+    """The real app (lifespan on) under uvicorn in a thread, for the whole module."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings, _ = fuzz_env
+    port = free_port()
+    settings = settings.model_copy(update={"port": port})
+    application = create_app(settings)
+    config = uvicorn.Config(application, host="127.0.0.1", port=port, log_config=None, access_log=False,
+                            lifespan="on", ws_max_size=settings.ws_max_frame_kb * 1024)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    _wait_port(port)
+    while not server.started:
+        time.sleep(0.02)
+    yield LiveServer(url=f"http://127.0.0.1:{port}", port=port, app=application)
+    server.should_exit = True
+    thread.join(15)
+
+
+def knowledge_dir(settings: Settings) -> Path:
+    return settings.knowledge_path
