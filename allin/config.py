@@ -100,6 +100,15 @@ class Settings(BaseSettings):
         "crash loses nothing; a crash of Postgres itself may lose the last ~0.6 s of checkpoints.",
     )
 
+    # --- knowledge jobs ---
+    knowledge_sync_interval_min: float = Field(
+        default=0, ge=0, le=10080, description="Sync the knowledge folder this often (0 = only on request); "
+        "every replica's timer asks, one sync runs.",
+    )
+    job_stale_s: float = Field(
+        default=60, ge=2, le=3600, description="A sync job with no heartbeat this long is taken as dead.",
+    )
+
     # --- code sandbox (offline code execution) ---
     sandbox_backend: Literal["auto", "bwrap", "unshare-userns", "unshare-root", "rlimits"] = "auto"
     sandbox_max_concurrency: int = Field(default=2, ge=1, le=32)

@@ -12,6 +12,7 @@ from allin.chats.after_turn import after_turn
 from allin.config import Settings, load_settings
 from api import __version__
 from api.assistant import start_assistant, stop_assistant
+from api.knowledge_jobs import start_knowledge_jobs, stop_knowledge_jobs
 from api.errors import install_error_handlers
 from api.lifespan import lifespan
 from api.memory import start_memory, stop_memory
@@ -42,8 +43,8 @@ def create_app(settings: Settings | None = None, *, chat_model: Any = None, embe
     app.state.res.extras.update(chat_model_override=chat_model, embedder_override=embedder,
                                 # titles and turn embeddings after each completed turn (memory chains in front)
                                 on_turn_done=functools.partial(after_turn, app.state.res))
-    app.state.on_startup = [start_tracing, start_memory, start_assistant, start_voice]
-    app.state.on_shutdown = [stop_assistant, stop_tracing, stop_memory, ws_endpoint.close_all]  # reversed: turns end, then memory drains
+    app.state.on_startup = [start_tracing, start_memory, start_assistant, start_voice, start_knowledge_jobs]
+    app.state.on_shutdown = [stop_assistant, stop_tracing, stop_knowledge_jobs, stop_memory, ws_endpoint.close_all]  # reversed: turns end, then memory drains
     install_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(

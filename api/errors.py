@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from loguru import logger
 from psycopg_pool import PoolTimeout
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 _STATUS_CODES = {
@@ -27,6 +28,35 @@ _STATUS_CODES = {
     500: "internal_error",
     503: "service_unavailable",
 }
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error response (documented in OpenAPI, so clients and fuzzers can rely on it)."""
+
+    error: ErrorInfo
+
+
+_DESCRIPTIONS = {
+    401: "Missing, invalid or revoked bearer token",
+    403: "The caller is not an admin",
+    404: "Not found, or not the caller's (the two are indistinguishable)",
+    409: "Conflicts with the current state",
+    413: "The upload is over the size limit",
+    415: "The upload's type is not supported",
+    422: "The request is invalid; `details` lists the fields",
+    503: "The database (or another backing service) is unavailable; retry shortly",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for the error statuses a route (or router) can answer."""
+    return {status: {"model": ErrorResponse, "description": _DESCRIPTIONS[status]} for status in statuses}
 
 
 class AppError(Exception):

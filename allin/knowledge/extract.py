@@ -3,7 +3,7 @@
 `extract` sniffs the type, hands the file to the extractor for it (PDF,
 image, Markdown, HTML, DOCX, plain text, source code), and cuts the blocks
 it gets back into chunks. Every failure a user can cause (empty, encrypted,
-broken, unsupported, too large, an image bomb, nothing readable) is an
+broken, unsupported, too large, an image/PDF/DOCX bomb, nothing readable) is an
 `IngestError` with a stable code and a message fit for the admin's screen.
 """
 
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from allin.knowledge.bombs import check_docx_parts, check_pdf_streams
 from allin.knowledge.chunk import Block, Chunker
 from allin.knowledge.code import code_blocks
 from allin.knowledge.filetypes import FileType, decode_text, detect
@@ -47,12 +48,14 @@ def extract(
     pages: int | None = None
     title: str | None
     if ftype.kind == "pdf":
+        check_pdf_streams(path)  # before pdfium inflates anything
         result = extract_pdf(path, ocr=ocr, max_pixels=max_pixels, max_ocr_images=max_ocr_images)
         title, blocks, pages = result.title, result.blocks, result.pages
         warnings.extend(result.warnings)
     elif ftype.kind == "image":
         title, blocks = None, _image_blocks(path, ocr, max_pixels)
     elif ftype.kind == "docx":
+        check_docx_parts(path)  # before lxml builds a tree
         markup = _docx(path)
         title, blocks = markup.title, markup.blocks
     else:

@@ -29,7 +29,7 @@ from allin.knowledge.ocr import Ocr
 from allin.knowledge.pipeline import FileResult, process_files, sha256_file
 
 ACCESS_FILE = ".allin-access"  # a folder-level list of user names who may see its documents
-STALE_JOB_S = 120
+STALE_JOB_S = 60  # default for JOB_STALE_S
 SKIP_DIRS = {".git", "node_modules", ".venv", "venv", "__pycache__", ".mypy_cache", "build", "dist"}
 
 
@@ -241,14 +241,16 @@ class JobRunning(Exception):
         self.job_id = job_id
 
 
-async def create_job(conn: psycopg.AsyncConnection, kind: str, params: dict, created_by: UUID | None) -> UUID:
-    """A queued job, or JobRunning with the id of the one already queued/running anywhere."""
+async def create_job(conn: psycopg.AsyncConnection, kind: str, params: dict, created_by: UUID | None, *,
+                     stale_s: float = STALE_JOB_S) -> UUID:
+    """A queued job, or JobRunning with the id of the one already queued/running anywhere.
+    A job with no heartbeat for `stale_s` belonged to a process that died: it is failed first."""
     # A job whose replica died stops heart-beating: fail it so a new one can start.
     await conn.execute(
         "UPDATE jobs SET status = 'failed', error = 'abandoned (no heartbeat)', finished_at = now()"
         " WHERE kind = %s AND status IN ('queued', 'running')"
         " AND coalesce(heartbeat_at, created_at) < now() - make_interval(secs => %s)",
-        (kind, STALE_JOB_S),
+        (kind, stale_s),
     )
     try:
         cur = await conn.execute(
@@ -269,11 +271,32 @@ async def get_job(conn: psycopg.AsyncConnection, job_id: UUID) -> dict | None:
     return await cur.fetchone()
 
 
-async def run_sync_job(pool: AsyncConnectionPool, job_id: UUID, **sync_kwargs: Any) -> SyncReport | None:
+async def _heartbeat(pool: AsyncConnectionPool, job_id: UUID, every_s: float) -> None:
+    """Beat while the job runs, however long one file takes (a big OCR'd PDF), so only a dead
+    process's job ever looks stale."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            async with pool.connection() as conn:
+                await conn.execute("UPDATE jobs SET heartbeat_at = now() WHERE id = %s", (job_id,))
+        except Exception as exc:  # noqa: BLE001 - a missed beat is retried; staleness allows several
+            logger.warning("job {} heartbeat failed: {}", job_id, exc)
+
+
+async def run_sync_job(pool: AsyncConnectionPool, job_id: UUID, *, heartbeat_s: float = STALE_JOB_S / 4,
+                       **sync_kwargs: Any) -> SyncReport | None:
     """Run a queued sync job, recording progress and per-file results on its row."""
     async with pool.connection() as conn:
         await conn.execute("UPDATE jobs SET status = 'running', started_at = now(), heartbeat_at = now() WHERE id = %s",
                            (job_id,))
+    beating = asyncio.create_task(_heartbeat(pool, job_id, heartbeat_s))
+    try:
+        return await _run_sync_job(pool, job_id, **sync_kwargs)
+    finally:
+        beating.cancel()
+
+
+async def _run_sync_job(pool: AsyncConnectionPool, job_id: UUID, **sync_kwargs: Any) -> SyncReport | None:
 
     async def progress(state: dict) -> None:
         async with pool.connection() as conn:

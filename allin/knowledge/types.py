@@ -8,7 +8,8 @@ from typing import Literal
 ChunkKind = Literal["text", "table", "image", "code"]
 
 IngestErrorCode = Literal[
-    "empty", "encrypted", "malformed", "unsupported_type", "too_large", "image_bomb", "no_text"
+    "empty", "encrypted", "malformed", "unsupported_type", "too_large", "image_bomb", "pdf_bomb",
+    "docx_bomb", "no_text"
 ]
 
 

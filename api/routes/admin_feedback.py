@@ -15,10 +15,10 @@ from pydantic import BaseModel
 
 from allin.feedback import review_items
 from api.deps import AdminUser, ConnDep
-from api.errors import AppError
+from api.errors import AppError, error_responses
 from api.schemas import Page, decode_cursor, encode_cursor
 
-router = APIRouter(prefix="/admin/feedback", tags=["admin"])
+router = APIRouter(prefix="/admin/feedback", tags=["admin"], responses=error_responses(401, 403, 422, 503))
 
 
 class ReviewItem(BaseModel):

@@ -15,9 +15,9 @@ from pydantic import BaseModel, Field
 
 from allin import prompts
 from api.deps import AdminUser, ConnDep
-from api.errors import AppError
+from api.errors import AppError, error_responses
 
-router = APIRouter(prefix="/admin/system-prompt", tags=["admin"])
+router = APIRouter(prefix="/admin/system-prompt", tags=["admin"], responses=error_responses(401, 403, 422, 503))
 
 NOTE_MAX = 200
 
@@ -77,7 +77,7 @@ async def put_system_prompt(body: SystemPromptUpdate, admin: AdminUser, conn: Co
     return await _state(conn)
 
 
-@router.post("/rollback", response_model=SystemPromptState)
+@router.post("/rollback", response_model=SystemPromptState, responses=error_responses(404))
 async def rollback_system_prompt(body: SystemPromptRollback, _: AdminUser, conn: ConnDep) -> SystemPromptState:
     try:
         await prompts.activate_prompt_version(conn, body.version)

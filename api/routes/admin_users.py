@@ -11,9 +11,9 @@ from pydantic import BaseModel, Field
 
 from allin import users as users_db
 from api.deps import AdminUser, ConnDep, SettingsDep
-from api.errors import AppError, not_found
+from api.errors import AppError, error_responses, not_found
 
-router = APIRouter(prefix="/admin/users", tags=["admin"])
+router = APIRouter(prefix="/admin/users", tags=["admin"], responses=error_responses(401, 403, 422, 503))
 
 UserName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")]
 
@@ -50,7 +50,7 @@ async def list_users(_: AdminUser, conn: ConnDep) -> UserList:
     return UserList(items=[UserPublic(**{k: r[k] for k in ("id", "name", "role", "created_at")}) for r in rows])
 
 
-@router.post("", response_model=UserWithToken, status_code=status.HTTP_201_CREATED)
+@router.post("", response_model=UserWithToken, status_code=status.HTTP_201_CREATED, responses=error_responses(409))
 async def create_user(body: UserCreate, _: AdminUser, conn: ConnDep, settings: SettingsDep) -> UserWithToken:
     try:
         user, token = await users_db.create_user(conn, body.name, body.role)
@@ -59,7 +59,7 @@ async def create_user(body: UserCreate, _: AdminUser, conn: ConnDep, settings: S
     return _with_token(user, token, settings.base_url)
 
 
-@router.post("/{user_id}/rotate", response_model=UserWithToken)
+@router.post("/{user_id}/rotate", response_model=UserWithToken, responses=error_responses(404))
 async def rotate(user_id: Annotated[UUID, Path()], _: AdminUser, conn: ConnDep, settings: SettingsDep) -> UserWithToken:
     try:
         user, token = await users_db.rotate_token(conn, user_id=user_id)
@@ -68,7 +68,7 @@ async def rotate(user_id: Annotated[UUID, Path()], _: AdminUser, conn: ConnDep, 
     return _with_token(user, token, settings.base_url)
 
 
-@router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 409))
 async def revoke(user_id: Annotated[UUID, Path()], admin: AdminUser, conn: ConnDep) -> None:
     if user_id == admin.id:
         raise AppError(409, "cannot_revoke_self", "You cannot revoke your own token here; use the CLI.")

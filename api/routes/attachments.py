@@ -19,10 +19,10 @@ from allin.knowledge.sync import get_ocr
 from allin.knowledge.types import IngestError
 from allin.storage import make_storage
 from api.deps import ConnDep, CurrentUser, ResourcesDep
-from api.errors import AppError, not_found
+from api.errors import AppError, error_responses, not_found
 from api.routes.knowledge import save_upload
 
-router = APIRouter(tags=["chats"])
+router = APIRouter(tags=["chats"], responses=error_responses(401, 422, 503))
 MAX_ATTACHMENT_TEXT = 20_000  # characters kept for the model; the file itself is stored whole
 
 
@@ -45,7 +45,8 @@ def _read_text(path: Path, max_bytes: int) -> tuple[str, str]:
     return doc.mime, text[:MAX_ATTACHMENT_TEXT]
 
 
-@router.post("/chat/attachments", response_model=AttachmentPublic, status_code=status.HTTP_201_CREATED)
+@router.post("/chat/attachments", response_model=AttachmentPublic, status_code=status.HTTP_201_CREATED,
+             responses=error_responses(404, 413, 415))
 async def upload_attachment(
     file: UploadFile, user: CurrentUser, conn: ConnDep, res: ResourcesDep,
     chat_id: Annotated[UUID | None, Form()] = None,

@@ -23,7 +23,7 @@ from allin.chats.export import slug, to_markdown
 from allin.chats.search import search_turns
 from api.chat_threads import branch_thread, delete_thread, thread_config
 from api.deps import ConnDep, CurrentUser, ResourcesDep
-from api.errors import AppError, not_found
+from api.errors import AppError, error_responses, not_found
 from api.routes.chat_schemas import (
     QUERY_MAX,
     TITLE_MAX,
@@ -52,7 +52,8 @@ from api.routes.chat_schemas import (
 from api.schemas import Page, decode_cursor, encode_cursor
 from api.state import Resources
 
-router = APIRouter(tags=["chats"])
+router = APIRouter(tags=["chats"], responses=error_responses(401, 422, 503))
+NOT_FOUND = error_responses(404)
 
 ChatId = Annotated[UUID, Path(description="A chat of the caller")]
 TurnId = Annotated[UUID, Path(description="A turn of one of the caller's chats")]
@@ -111,7 +112,7 @@ async def start_chat(body: ChatStart, user: CurrentUser, conn: ConnDep) -> ChatP
     return chat_public(chat)
 
 
-@router.post("/chat/end", response_model=ChatPublic)
+@router.post("/chat/end", response_model=ChatPublic, responses=NOT_FOUND)
 async def end_chat(body: ChatRef, user: CurrentUser, conn: ConnDep) -> ChatPublic:
     """Marks the chat ended. It stays readable, and resuming it reopens it."""
     async with conn.transaction():
@@ -121,7 +122,7 @@ async def end_chat(body: ChatRef, user: CurrentUser, conn: ConnDep) -> ChatPubli
     return chat_public(chat)
 
 
-@router.post("/chat/config", response_model=ChatPublic)
+@router.post("/chat/config", response_model=ChatPublic, responses=NOT_FOUND)
 async def configure_chat(body: ChatConfig, user: CurrentUser, conn: ConnDep) -> ChatPublic:
     """Merges `settings` into the chat's settings (a field sent as null returns to the default)."""
     async with conn.transaction():
@@ -167,7 +168,7 @@ async def _turns_with_feedback(conn: psycopg.AsyncConnection, user_id: UUID, cha
     return [turn_public(t, feedback.get(t["id"])) for t in turns]
 
 
-@router.get("/chat/history/{chat_id}", response_model=ChatDetail)
+@router.get("/chat/history/{chat_id}", response_model=ChatDetail, responses=NOT_FOUND)
 async def get_chat(chat_id: ChatId, user: CurrentUser, conn: ConnDep) -> ChatDetail:
     """The chat, all its turns in order, and its events (start, rename, fork, export, ...)."""
     chat = await _own_chat(conn, user.id, chat_id)
@@ -176,7 +177,7 @@ async def get_chat(chat_id: ChatId, user: CurrentUser, conn: ConnDep) -> ChatDet
     return ChatDetail(chat=chat_public(chat), turns=turns, events=[EventPublic(**e) for e in events])
 
 
-@router.post("/chat/history/{chat_id}/resume", response_model=ChatResume)
+@router.post("/chat/history/{chat_id}/resume", response_model=ChatResume, responses=NOT_FOUND)
 async def resume_chat(chat_id: ChatId, user: CurrentUser, conn: ConnDep, res: ResourcesDep,
                       limit: Limit = 20) -> ChatResume:
     """What a client needs to continue the chat: its last `limit` turns and effective settings.
@@ -195,7 +196,7 @@ async def resume_chat(chat_id: ChatId, user: CurrentUser, conn: ConnDep, res: Re
                       settings=_effective(chat, res))
 
 
-@router.patch("/chat/history/{chat_id}", response_model=ChatPublic)
+@router.patch("/chat/history/{chat_id}", response_model=ChatPublic, responses=NOT_FOUND)
 async def rename_chat(chat_id: ChatId, body: ChatRename, user: CurrentUser, conn: ConnDep) -> ChatPublic:
     """Renames the chat; automatic titles no longer replace it."""
     async with conn.transaction():
@@ -205,7 +206,7 @@ async def rename_chat(chat_id: ChatId, body: ChatRename, user: CurrentUser, conn
     return chat_public(chat)
 
 
-@router.delete("/chat/history/{chat_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/chat/history/{chat_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
 async def delete_chat(chat_id: ChatId, user: CurrentUser, conn: ConnDep, res: ResourcesDep) -> Response:
     """Deletes the chat, its turns, events and feedback, and its LangGraph thread."""
     if not await store.delete_chat(conn, user.id, chat_id):
@@ -220,7 +221,7 @@ async def delete_chat(chat_id: ChatId, user: CurrentUser, conn: ConnDep, res: Re
     "/chat/history/{chat_id}/export",
     response_class=Response,
     responses={200: {"content": {"application/json": {}, "text/markdown": {}},
-                     "description": "The chat as a file (Content-Disposition: attachment)"}},
+                     "description": "The chat as a file (Content-Disposition: attachment)"}, **NOT_FOUND},
 )
 async def export_chat(chat_id: ChatId, user: CurrentUser, conn: ConnDep,
                       format: Literal["json", "md"] = "json") -> Response:
@@ -244,7 +245,8 @@ async def export_chat(chat_id: ChatId, user: CurrentUser, conn: ConnDep,
 
 # --- fork ----------------------------------------------------------------------------------------------
 
-@router.post("/chat/history/{chat_id}/fork", response_model=ChatForked, status_code=status.HTTP_201_CREATED)
+@router.post("/chat/history/{chat_id}/fork", response_model=ChatForked, status_code=status.HTTP_201_CREATED,
+             responses=NOT_FOUND)
 async def fork_chat(chat_id: ChatId, body: ChatFork, user: CurrentUser, res: ResourcesDep) -> ChatForked:
     """A new chat that branches at one of this chat's user turns, with that question's text replaced.
 
@@ -335,7 +337,7 @@ async def search_chats(user: CurrentUser, conn: ConnDep, res: ResourcesDep,
     ])
 
 
-@router.post("/chat/turns/{turn_id}/feedback", response_model=FeedbackPublic)
+@router.post("/chat/turns/{turn_id}/feedback", response_model=FeedbackPublic, responses=NOT_FOUND)
 async def turn_feedback(turn_id: TurnId, body: FeedbackIn, user: CurrentUser, conn: ConnDep) -> FeedbackPublic:
     """Rates an answer (1 or -1) with an optional comment; sending again replaces the rating."""
     turn = await store.get_turn(conn, user.id, turn_id)

@@ -16,13 +16,14 @@ from pydantic import BaseModel, Field
 
 from allin.knowledge import store
 from allin.knowledge.filetypes import detect
-from allin.knowledge.sync import JobRunning, create_job, get_job, key_to_path, run_sync_job, sync_paths
+from allin.knowledge.sync import get_job, key_to_path, sync_paths
 from allin.knowledge.types import IngestError
+from api import knowledge_jobs
 from api.deps import AdminUser, ConnDep, CurrentUser, ResourcesDep
-from api.errors import AppError, not_found
+from api.errors import AppError, error_responses, not_found
 from api.state import Resources
 
-router = APIRouter(tags=["knowledge"])
+router = APIRouter(tags=["knowledge"], responses=error_responses(401, 422, 503))
 UPLOAD_DIR = "uploads"
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 
@@ -84,7 +85,7 @@ async def list_documents(user: CurrentUser, conn: ConnDep) -> DocumentList:
     return DocumentList(items=[_public(r) for r in await cur.fetchall()])
 
 
-@router.get("/knowledge/documents/{document_id}/file", response_class=FileResponse)
+@router.get("/knowledge/documents/{document_id}/file", response_class=FileResponse, responses=error_responses(404))
 async def document_file(document_id: UUID, user: CurrentUser, conn: ConnDep, res: ResourcesDep) -> FileResponse:
     """The source file; PDFs open at a page with `#page=N`."""
     cur = await conn.execute(
@@ -139,26 +140,13 @@ async def save_upload(file: UploadFile, dest_dir: Path, max_bytes: int) -> Path:
         tmp_path.unlink(missing_ok=True)
 
 
-def _track(res: Resources, coro) -> asyncio.Task:
-    tasks: set = res.extras.setdefault("tasks", set())
-    task = asyncio.create_task(coro)
-    tasks.add(task)
-    task.add_done_callback(tasks.discard)
-    return task
-
-
-def sync_kwargs(res: Resources, roots: list[Path], *, remove_missing: bool) -> dict:
-    return dict(roots=roots, knowledge_dir=res.settings.knowledge_path, embedder=res.extras["deps"].embedder,
-                max_bytes=res.settings.max_upload_mb << 20, remove_missing=remove_missing)
-
-
 @router.post("/admin/knowledge/files", response_model=DocumentPublic, status_code=status.HTTP_201_CREATED,
-             tags=["admin"])
+             tags=["admin"], responses=error_responses(403, 413, 415))
 async def upload_file(file: UploadFile, _: AdminUser, res: ResourcesDep) -> DocumentPublic:
     """Add a file to the knowledge folder (uploads/) and ingest it now; one bad file gets a clear error row."""
     knowledge = res.settings.knowledge_path
     path = await save_upload(file, knowledge / UPLOAD_DIR, res.settings.max_upload_mb << 20)
-    report = await sync_paths(res.pool, **sync_kwargs(res, [path], remove_missing=False))
+    report = await sync_paths(res.pool, **knowledge_jobs.sync_kwargs(res, [path], remove_missing=False))
     async with res.pool.connection() as conn:
         cur = await conn.execute(
             "SELECT id, title, path, mime, pages, status, error, chunk_count, allowed_users, updated_at, ingested_at"
@@ -169,7 +157,8 @@ async def upload_file(file: UploadFile, _: AdminUser, res: ResourcesDep) -> Docu
     return _public(row)
 
 
-@router.delete("/admin/knowledge/documents/{document_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["admin"])
+@router.delete("/admin/knowledge/documents/{document_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["admin"],
+               responses=error_responses(403, 404))
 async def delete_document(document_id: UUID, _: AdminUser, conn: ConnDep, res: ResourcesDep) -> None:
     cur = await conn.execute("SELECT path FROM documents WHERE id = %s", (document_id,))
     row = await cur.fetchone()
@@ -183,7 +172,8 @@ async def delete_document(document_id: UUID, _: AdminUser, conn: ConnDep, res: R
         path.unlink(missing_ok=True)
 
 
-@router.put("/admin/knowledge/documents/{document_id}/access", response_model=DocumentPublic, tags=["admin"])
+@router.put("/admin/knowledge/documents/{document_id}/access", response_model=DocumentPublic, tags=["admin"],
+            responses=error_responses(403, 404))
 async def set_access(document_id: UUID, body: AccessUpdate, _: AdminUser, conn: ConnDep) -> DocumentPublic:
     ids = None
     if body.users is not None:
@@ -205,31 +195,15 @@ async def set_access(document_id: UUID, body: AccessUpdate, _: AdminUser, conn: 
 
 
 @router.post("/admin/sync_knowledge", response_model=JobAccepted, status_code=status.HTTP_202_ACCEPTED,
-             tags=["admin"])
+             tags=["admin"], responses=error_responses(403))
 async def start_sync(admin: AdminUser, res: ResourcesDep) -> JobAccepted:
     """Scan the knowledge folder in the background; one sync at a time across all replicas."""
-    knowledge = res.settings.knowledge_path
-    knowledge.mkdir(parents=True, exist_ok=True)
-    async with res.pool.connection() as conn:
-        try:
-            job_id = await create_job(conn, "sync", {"root": str(knowledge)}, admin.id)
-        except JobRunning as running:
-            return JobAccepted(job_id=running.job_id, already_running=True)
-    res.metrics.ingest_jobs.labels("started").inc()
-
-    async def run() -> None:
-        report = await run_sync_job(res.pool, job_id, **sync_kwargs(res, [knowledge], remove_missing=True))
-        res.metrics.ingest_jobs.labels("done" if report else "failed").inc()
-        if report:
-            for f in report.files:
-                res.metrics.ingest_files.labels(f.status if f.status != "error" else "error").inc()
-            logger.info("knowledge sync {}: {}", job_id, report.summary())
-
-    _track(res, run())
-    return JobAccepted(job_id=job_id)
+    job_id, already_running = await knowledge_jobs.start_sync(res, admin.id)
+    return JobAccepted(job_id=job_id, already_running=already_running)
 
 
-@router.get("/admin/sync_knowledge/{job_id}", response_model=JobPublic, tags=["admin"])
+@router.get("/admin/sync_knowledge/{job_id}", response_model=JobPublic, tags=["admin"],
+            responses=error_responses(403, 404))
 async def sync_status(job_id: UUID, _: AdminUser, conn: ConnDep) -> JobPublic:
     job = await get_job(conn, job_id)
     if job is None:

@@ -14,10 +14,10 @@ from pydantic import BaseModel
 
 from allin.memory import MemoryStore
 from api.deps import CurrentUser, ResourcesDep
-from api.errors import AppError, not_found
+from api.errors import AppError, error_responses, not_found
 from api.state import Resources
 
-router = APIRouter(prefix="/memory", tags=["memory"])
+router = APIRouter(prefix="/memory", tags=["memory"], responses=error_responses(401, 422, 503))
 
 
 class MemoryPublic(BaseModel):
@@ -46,7 +46,7 @@ async def list_memories(
     return MemoryList(items=[MemoryPublic.model_validate(item) for item in items])
 
 
-@router.delete("/{memory_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{memory_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))
 async def delete_memory(
     memory_id: Annotated[UUID, Path(description="One of the caller's memories")], user: CurrentUser,
     res: ResourcesDep,

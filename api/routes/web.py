@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from api.deps import CurrentUser
+from api.errors import error_responses
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 
@@ -40,7 +41,7 @@ async def index() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8", headers=_NO_STALE)
 
 
-@router.get("/me", response_model=Me)
+@router.get("/me", response_model=Me, responses=error_responses(401, 503))
 async def me(user: CurrentUser) -> Me:
     """Who the bearer is: the page shows the admin screens only when `role` is admin."""
     return Me(id=user.id, name=user.name, role=user.role)
