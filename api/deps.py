@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from allin.users import User, authenticate
 from api.errors import AppError
 from api.state import Resources
 
+DOWN_IS_FRESH_S = 3.0  # the watcher checks every 0.5 s; an older "down" is not trusted
 _bearer = HTTPBearer(auto_error=False, description="The token from your login link or `allin users create`.")
 
 
@@ -31,9 +33,18 @@ def get_settings(res: ResourcesDep) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-async def get_conn(res: ResourcesDep) -> AsyncIterator[psycopg.AsyncConnection]:
+def require_database(res: Resources) -> None:
+    """503 at once when the database is known to be down: waiting for the pool's timeout on
+    every request would only hold clients (and sockets) for nothing."""
     if res.pool is None:
         raise AppError(503, "database_unavailable", "The database is not ready yet.")
+    if not res.db_ok and res.db_checked_at and time.time() - res.db_checked_at < DOWN_IS_FRESH_S:
+        raise AppError(503, "database_unavailable", "The database is unavailable; try again shortly.",
+                       headers={"Retry-After": "2"})
+
+
+async def get_conn(res: ResourcesDep) -> AsyncIterator[psycopg.AsyncConnection]:
+    require_database(res)
     async with res.pool.connection() as conn:
         yield conn
 
@@ -47,8 +58,7 @@ async def get_current_user(
 ) -> User:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise AppError(401, "unauthorized", "Missing bearer token.", headers={"WWW-Authenticate": "Bearer"})
-    if res.pool is None:
-        raise AppError(503, "database_unavailable", "The database is not ready yet.")
+    require_database(res)
     async with res.pool.connection() as conn:
         user = await authenticate(conn, credentials.credentials)
     if user is None:

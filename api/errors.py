@@ -43,6 +43,7 @@ class ErrorResponse(BaseModel):
 
 
 _DESCRIPTIONS = {
+    400: "The body could not be parsed (malformed JSON or multipart data)",
     401: "Missing, invalid or revoked bearer token",
     403: "The caller is not an admin",
     404: "Not found, or not the caller's (the two are indistinguishable)",
@@ -102,6 +103,15 @@ def install_error_handlers(app: FastAPI) -> None:
         first = details[0] if details else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(p) for p in first["loc"] if p not in ("body", "query", "path"))
         return _response(422, "validation_error", f"{where or 'request'}: {first['msg']}", details)
+
+    @app.exception_handler(psycopg.DataError)
+    async def _bad_value(request: Request, exc: psycopg.DataError) -> JSONResponse:
+        # A value the request carried that Postgres cannot store or compare (a NUL character in a
+        # string, a number out of range, ...): the client's input, so a 422 rather than a 500.
+        logger.warning("data error on {} {}: {}", request.method, request.url.path, str(exc).splitlines()[0])
+        nul = "NUL" in str(exc)
+        message = "text may not contain NUL (\\u0000) characters" if nul else "a value in the request cannot be stored"
+        return _response(422, "invalid_value", message)
 
     @app.exception_handler(PoolTimeout)
     @app.exception_handler(psycopg.OperationalError)

@@ -37,6 +37,8 @@ def check_pdf_streams(path: Path) -> None:
     images, encrypted streams) fails at its first bytes and is skipped.
     """
     total = 0
+    if path.stat().st_size == 0:  # mmap refuses empty files; there is nothing to inflate
+        return
     with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
         for match in _STREAM_START.finditer(data):
             size = _inflated_size(data, match.end(), MAX_PDF_STREAM_BYTES)
@@ -52,18 +54,18 @@ def check_pdf_streams(path: Path) -> None:
 def _inflated_size(data: mmap.mmap, start: int, limit: int) -> int:
     """Bytes the zlib stream at `start` inflates to, counting stops just past `limit` (0 if not zlib)."""
     inflater = zlib.decompressobj()
-    out = 0
-    pos = start
+    out, pos, pending = 0, start, b""
     try:
-        while pos < len(data) and not inflater.eof and out <= limit:
-            piece = inflater.decompress(data[pos:pos + _CHUNK], _CHUNK)
-            out += len(piece)
-            pos += _CHUNK
-            # Output capped at _CHUNK per call: drain what is buffered before reading on.
-            while inflater.unconsumed_tail and out <= limit:
-                out += len(inflater.decompress(inflater.unconsumed_tail, _CHUNK))
+        # Output is capped per call (max_length), so input not yet inflated waits in unconsumed_tail.
+        while not inflater.eof and out <= limit:
+            if not pending:
+                if pos >= len(data):
+                    break
+                pending, pos = data[pos:pos + _CHUNK], pos + _CHUNK
+            out += len(inflater.decompress(pending, _CHUNK))
+            pending = inflater.unconsumed_tail
     except zlib.error:
-        return out
+        pass  # not zlib (or broken): what inflated so far still counts
     return out
 
 

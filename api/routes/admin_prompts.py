@@ -11,13 +11,13 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from allin import prompts
 from api.deps import AdminUser, ConnDep
 from api.errors import AppError, error_responses
 
-router = APIRouter(prefix="/admin/system-prompt", tags=["admin"], responses=error_responses(401, 403, 422, 503))
+router = APIRouter(prefix="/admin/system-prompt", tags=["admin"], responses=error_responses(400, 401, 403, 422, 503))
 
 NOTE_MAX = 200
 
@@ -47,7 +47,7 @@ class SystemPromptUpdate(BaseModel):
 
 
 class SystemPromptRollback(BaseModel):
-    version: Annotated[int, Field(ge=0, description="The version to make active; 0 = the shipped file.")]
+    version: Annotated[StrictInt, Field(ge=0, description="The version to make active; 0 = the shipped file.")]
 
 
 async def _state(conn) -> SystemPromptState:

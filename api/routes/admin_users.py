@@ -13,7 +13,7 @@ from allin import users as users_db
 from api.deps import AdminUser, ConnDep, SettingsDep
 from api.errors import AppError, error_responses, not_found
 
-router = APIRouter(prefix="/admin/users", tags=["admin"], responses=error_responses(401, 403, 422, 503))
+router = APIRouter(prefix="/admin/users", tags=["admin"], responses=error_responses(400, 401, 403, 422, 503))
 
 UserName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")]
 

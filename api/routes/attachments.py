@@ -22,7 +22,7 @@ from api.deps import ConnDep, CurrentUser, ResourcesDep
 from api.errors import AppError, error_responses, not_found
 from api.routes.knowledge import save_upload
 
-router = APIRouter(tags=["chats"], responses=error_responses(401, 422, 503))
+router = APIRouter(tags=["chats"], responses=error_responses(400, 401, 422, 503))
 MAX_ATTACHMENT_TEXT = 20_000  # characters kept for the model; the file itself is stored whole
 
 

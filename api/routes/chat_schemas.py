@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
 from allin.chats.store import PREVIEW_CHARS
 
@@ -26,8 +26,9 @@ class ChatSettings(BaseModel):
 
     retrieval_mode: Literal["chunks", "files"] | None = None
     answer_style: Literal["concise", "normal", "detailed"] | None = None
-    voice: bool | None = None
-    top_k: int | None = Field(default=None, ge=1, le=20)
+    # Strict: the schema says boolean/integer, so 0, "yes" or 5.0 are refused rather than coerced.
+    voice: StrictBool | None = None
+    top_k: StrictInt | None = Field(default=None, ge=1, le=20)
     language: str | None = Field(default=None, min_length=2, max_length=35,
                                  pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$",
                                  description="BCP 47 tag, e.g. en or pt-BR")

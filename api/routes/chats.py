@@ -52,7 +52,7 @@ from api.routes.chat_schemas import (
 from api.schemas import Page, decode_cursor, encode_cursor
 from api.state import Resources
 
-router = APIRouter(tags=["chats"], responses=error_responses(401, 422, 503))
+router = APIRouter(tags=["chats"], responses=error_responses(400, 401, 422, 503))
 NOT_FOUND = error_responses(404)
 
 ChatId = Annotated[UUID, Path(description="A chat of the caller")]

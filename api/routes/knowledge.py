@@ -23,7 +23,7 @@ from api.deps import AdminUser, ConnDep, CurrentUser, ResourcesDep
 from api.errors import AppError, error_responses, not_found
 from api.state import Resources
 
-router = APIRouter(tags=["knowledge"], responses=error_responses(401, 422, 503))
+router = APIRouter(tags=["knowledge"], responses=error_responses(400, 401, 422, 503))
 UPLOAD_DIR = "uploads"
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 

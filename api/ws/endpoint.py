@@ -262,6 +262,9 @@ class Connection:
             del self.hub.turns[key]
         if not task.cancelled() and task.exception() is not None:
             logger.opt(exception=task.exception()).error("turn task failed")
+            # The runner reports its own failures; this is the net under it: never leave a client waiting.
+            asyncio.get_running_loop().create_task(
+                self.send(p.error_frame("internal_error", "The turn failed unexpectedly. Please try again.")))
 
     async def cancel_turn(self, frame_id: str | None = None) -> bool:
         """Cancel this chat's running turn (its partial answer is stored as interrupted); False if none."""

@@ -98,14 +98,29 @@ class TurnRunner:
         started = time.perf_counter()
         chat_id = chat["id"]
         turn_id = turn_id or uuid.uuid4()
+
+        async def send(frame: dict) -> None:
+            try:
+                await emit(frame)
+            except Exception:  # noqa: BLE001 - a gone client must not stop the turn
+                pass
+
         # The user's words are stored before any model call: a crash from here on loses nothing they typed.
-        async with self.pool.connection() as conn:
-            user_turn = await store.add_turn(
-                conn, user_id=user_id, chat_id=chat_id, role="user", content=text, modality=modality,
-                client_id=client_id, attachments=list(attachment_ids), audio_ref=audio_ref, turn_id=user_turn_id,
-            )
-            # Traces name the prompt version up front (one indexed row); synthesize reads it again for the answer.
-            prompt_version = (await active_prompt(conn)).version if self.tracing is not None else None
+        try:
+            async with self.pool.connection() as conn:
+                user_turn = await store.add_turn(
+                    conn, user_id=user_id, chat_id=chat_id, role="user", content=text, modality=modality,
+                    client_id=client_id, attachments=list(attachment_ids), audio_ref=audio_ref, turn_id=user_turn_id,
+                )
+                # Traces name the prompt version up front (one indexed row); synthesize reads it again.
+                prompt_version = (await active_prompt(conn)).version if self.tracing is not None else None
+        except Exception as exc:  # noqa: BLE001 - not stored: say so, so the client can send it again
+            code, message = user_message(exc)
+            logger.warning("could not store a question in chat {}: {}", chat_id, exc)
+            await send({"type": "error", "code": code, "turn_id": str(turn_id),
+                        "message": f"{message} Your message was not saved; please send it again."})
+            return TurnResult(user_turn_id=user_turn_id or uuid.uuid4(), turn_id=turn_id, status="error",
+                              content="", error_code=code, modality=modality)
         result = TurnResult(user_turn_id=user_turn["id"], turn_id=turn_id, status="complete", content="",
                             modality=modality, audio_ref=answer_audio_ref)
         tokens: list[str] = []
@@ -113,12 +128,6 @@ class TurnRunner:
         ctx = self.context(chat, user_id, attachment_ids)
         # The human message carries the turn id, so checkpoints map back to stored turns (fork, export).
         graph_input = {"messages": [HumanMessage(content=text, id=str(user_turn["id"]))]}
-
-        async def send(frame: dict) -> None:
-            try:
-                await emit(frame)
-            except Exception:  # noqa: BLE001 - a gone client must not stop the turn
-                pass
 
         node_started = time.perf_counter()
 
@@ -167,11 +176,24 @@ class TurnRunner:
             result.status, result.error_code, result.content = "error", code, "".join(tokens)
             if self.metrics is not None:
                 self.metrics.model_errors.labels(self.settings.mode, code).inc()
-            await self._finish(user_id, chat, result, config, error_message=message)
+            try:
+                await self._finish(user_id, chat, result, config, error_message=message)
+            except Exception as store_exc:  # noqa: BLE001 - database down too: the orphan sweep answers later
+                logger.warning("could not store the failed turn in chat {}: {}", chat_id, store_exc)
+            # Last: for the client an error frame ends the turn, so nothing of it may still be running.
             await send({"type": "error", "code": code, "message": message, "turn_id": str(turn_id)})
             return result
 
-        await self._finish(user_id, chat, result, config)
+        try:
+            await self._finish(user_id, chat, result, config)
+        except Exception as exc:  # noqa: BLE001 - the database went away at the very end
+            code, message = user_message(exc)
+            logger.warning("could not store the answer in chat {}: {}", chat_id, exc)
+            result.status, result.error_code = "error", code
+            # The orphan sweep gives the question its "interrupted" reply once the database is back.
+            await send({"type": "error", "code": code, "turn_id": str(turn_id),
+                        "message": f"{message} This answer could not be saved."})
+            return result
         result.duration_ms = int((time.perf_counter() - started) * 1000)
         await send({"type": "message", "role": "assistant", "content": result.content,
                     "citations": result.citations, "turn_id": str(turn_id)})

@@ -63,7 +63,8 @@ class PgCluster:
             raise subprocess.CalledProcessError(done.returncode, cmd, done.stdout, done.stderr or done.stdout)
         return done
 
-    def init(self) -> None:
+    def init(self, *, durable: bool = False) -> None:
+        """`durable`: production settings (commits survive a crash), for tests that count lost writes."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.os_user:
             self.data_dir.parent.chmod(0o755)  # mkdtemp makes it 0700; the server's user must pass through
@@ -71,9 +72,10 @@ class PgCluster:
         self._run("initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync")
         conf = self.data_dir / "postgresql.conf"
         with conf.open("a") as f:
-            # Durability is not what tests measure; speed is what they need.
-            f.write("\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
-                    "max_connections = 400\nshared_buffers = 128MB\n")
+            # Durability is not what most tests measure; speed is what they need.
+            if not durable:
+                f.write("\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+            f.write("\nmax_connections = 400\nshared_buffers = 128MB\n")
 
     def start(self) -> None:
         self._run("pg_ctl", "-D", str(self.data_dir), "-l", str(self.data_dir / "log"), "-w",
