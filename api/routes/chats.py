@@ -21,6 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 from allin.chats import store
 from allin.chats.export import slug, to_markdown
 from allin.chats.search import search_turns
+from allin.storage import ObjectNotFound, make_storage
 from api.chat_threads import branch_thread, delete_thread, thread_config
 from api.deps import ConnDep, CurrentUser, ResourcesDep
 from api.errors import AppError, error_responses, not_found
@@ -349,3 +350,17 @@ async def turn_feedback(turn_id: TurnId, body: FeedbackIn, user: CurrentUser, co
     if row is None:  # deleted meanwhile
         raise not_found("turn")
     return FeedbackPublic(**row)
+
+
+@router.get("/chat/turns/{turn_id}/audio", response_class=Response, responses={
+    **NOT_FOUND, 200: {"content": {"audio/wav": {}}, "description": "The turn's recording (WAV)."}})
+async def turn_audio(turn_id: TurnId, user: CurrentUser, conn: ConnDep, res: ResourcesDep) -> Response:
+    """A voice turn's recording: the user's words or Allin's spoken answer (`has_audio` in the turn list)."""
+    turn = await store.get_turn(conn, user.id, turn_id)
+    if turn is None or not turn["audio_ref"]:
+        raise not_found("recording")
+    try:
+        data = await make_storage(res.settings).get(turn["audio_ref"])
+    except ObjectNotFound:
+        raise not_found("recording") from None
+    return Response(data, media_type="audio/wav", headers={"Cache-Control": "private, max-age=86400"})

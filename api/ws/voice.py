@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from allin.storage import LocalStorage, Storage
+from allin.storage import Storage, make_storage
 from allin.voice.local import LocalSpeech, shared_local_speech
 from graphs.voice.link import Tap
 from graphs.voice.live import LiveVoiceSession, live_bridge_available
@@ -88,7 +88,7 @@ class VoiceHandler:
             tts_speed=settings.voice_tts_speed, max_seconds=settings.voice_max_utterance_s + STT_MARGIN_S,
         )
         # Recordings live under the data dir: audio_ref "audio/<chat>/<turn>.wav" is relative to it.
-        self.storage = storage or LocalStorage(settings.data_path)
+        self.storage = storage or make_storage(settings)  # shared by replicas when S3 is configured
         self.bridge_factory: Any = None  # keyed path: None = allin.voice.gemini_live.LiveBridge
 
     def new_session(self, conn: Connection) -> VoiceSession | LiveVoiceSession:

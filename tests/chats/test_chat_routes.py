@@ -161,6 +161,25 @@ async def test_detail_has_turns_in_order_and_events(client, users, conn):
     assert (await client.get("/chat/history/not-a-uuid", headers=users.alice.headers)).status_code == 422
 
 
+async def test_a_voice_turns_recording_plays_back_for_its_owner_only(client, users, conn, settings):
+    from allin.storage import make_storage
+
+    chat = await make_chat(conn, users.alice, title="Voice")
+    wav = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(28)
+    key = f"audio/{chat['id']}/q.wav"
+    await make_storage(settings).put(key, wav)
+    q = await store.add_turn(conn, user_id=users.alice.id, chat_id=chat["id"], role="user",
+                             content="How do I deploy?", modality="voice", audio_ref=key)
+    silent = await store.add_turn(conn, user_id=users.alice.id, chat_id=chat["id"], role="assistant",
+                                  content="Run make deploy.", reply_to=q["id"])
+    r = await client.get(f"/chat/turns/{q['id']}/audio", headers=users.alice.headers)
+    assert r.status_code == 200 and r.content == wav and r.headers["content-type"] == "audio/wav"
+    assert (await client.get(f"/chat/turns/{q['id']}/audio", headers=users.bob.headers)).status_code == 404
+    assert (await client.get(f"/chat/turns/{silent['id']}/audio", headers=users.alice.headers)).status_code == 404
+    await make_storage(settings).delete(key)  # the file went missing: 404, not 500
+    assert (await client.get(f"/chat/turns/{q['id']}/audio", headers=users.alice.headers)).status_code == 404
+
+
 async def test_resume_returns_recent_turns_and_effective_settings(client, users, conn, settings):
     chat = await make_chat(conn, users.alice, exchanges=[(f"question {i}", f"answer {i}") for i in range(15)])
     await store.update_chat(conn, users.alice.id, chat["id"], settings={"answer_style": "concise", "voice": True})

@@ -274,3 +274,38 @@ async def test_chat_list_is_newest_first_and_loads_more_pages(browser, live_serv
     await login(other, live_server, users.bob.token)
     await expect(other.locator("#chat-list-status")).to_have_text("No chats yet. Ask something to start one.")
     browser.assert_no_js_errors()
+
+
+async def test_a_voice_question_plays_back_from_the_history(browser, live_server, users, settings):
+    import io
+    import wave
+
+    import psycopg
+
+    from allin.chats import store
+    from allin.storage import make_storage
+
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000), w.writeframes(bytes(6400))
+    async with await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True,
+                                                     row_factory=psycopg.rows.dict_row) as conn:
+        chat = await store.create_chat(conn, users.alice.id, title="Spoken")
+        key = f"audio/{chat['id']}/q.wav"
+        await make_storage(settings).put(key, buf.getvalue())
+        q = await store.add_turn(conn, user_id=users.alice.id, chat_id=chat["id"], role="user",
+                                 content="How do I deploy?", modality="voice", audio_ref=key)
+        await store.add_turn(conn, user_id=users.alice.id, chat_id=chat["id"], role="assistant",
+                             content="Run make deploy.", reply_to=q["id"])
+    page = await browser.new_page()
+    await login(page, live_server, users.alice.token)
+    await page.evaluate(f"localStorage.setItem('allin.chat', '{chat['id']}')")
+    await page.reload()
+    question = page.locator(f'.msg-user[data-turn-id="{q["id"]}"]')
+    await question.wait_for()
+    async with page.expect_response(lambda r: r.url.endswith(f"/chat/turns/{q['id']}/audio")) as played:
+        await question.get_by_role("button", name="Play your recording").click()
+    response = await played.value
+    assert response.status == 200 and response.headers["content-type"] == "audio/wav"
+    assert await page.locator(".toast").filter(has_text="Could not play").count() == 0
+    browser.assert_no_js_errors()

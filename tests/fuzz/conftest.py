@@ -12,9 +12,10 @@ import asyncio
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from dataclasses import dataclass
 
 import psycopg
 import pytest
@@ -33,7 +34,17 @@ from tests.conftest import (
 from tests.support.pg import free_port
 
 
-async def _make_users(db_url: str) -> Users:
+@dataclass
+class Seeded:
+    """Alice's chat with one exchange: real ids for the fuzzer to aim at (beyond the 404 paths)."""
+
+    chat_id: uuid.UUID
+    question_id: uuid.UUID
+    answer_id: uuid.UUID
+
+
+async def _populate(db_url: str) -> tuple[Users, Seeded]:
+    from allin.chats import store
     from allin.users import create_user
 
     async with await psycopg.AsyncConnection.connect(db_url, autocommit=True, row_factory=psycopg.rows.dict_row) as conn:
@@ -41,11 +52,17 @@ async def _make_users(db_url: str) -> Users:
         for name, role in (("admin", "admin"), ("alice", "user"), ("bob", "user")):
             user, token = await create_user(conn, name, role)  # type: ignore[arg-type]
             made[name] = TestUser(user.id, name, token)
-    return Users(**made)
+        alice = made["alice"].id
+        chat = await store.create_chat(conn, alice, title="Code reviews")
+        question = await store.add_turn(conn, user_id=alice, chat_id=chat["id"], role="user",
+                                        content="How fast should code reviews be?")
+        answer = await store.add_turn(conn, user_id=alice, chat_id=chat["id"], role="assistant",
+                                      content="Within one business day [1].", reply_to=question["id"])
+    return Users(**made), Seeded(chat["id"], question["id"], answer["id"])
 
 
 @pytest.fixture(scope="module")
-def fuzz_env(admin_db_url: str, template_db: str) -> Iterator[tuple[Settings, Users]]:
+def fuzz_env(admin_db_url: str, template_db: str) -> Iterator[tuple[Settings, Users, Seeded]]:
     """A fresh database, data dirs and users for this module alone."""
     name = create_database(admin_db_url, template_db)
     db_url = _with_db(admin_db_url, name)
@@ -61,27 +78,32 @@ def fuzz_env(admin_db_url: str, template_db: str) -> Iterator[tuple[Settings, Us
     )
     # A thread of its own: asyncio.run must not replace pytest-asyncio's session loop.
     with ThreadPoolExecutor(1) as pool:
-        users = pool.submit(asyncio.run, _make_users(db_url)).result()
+        users, seeded = pool.submit(asyncio.run, _populate(db_url)).result()
     try:
-        yield settings, users
+        yield settings, users, seeded
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
         drop_database(admin_db_url, name)
 
 
 @pytest.fixture(scope="module")
-def fuzz_users(fuzz_env: tuple[Settings, Users]) -> Users:
+def fuzz_users(fuzz_env) -> Users:
     return fuzz_env[1]
 
 
 @pytest.fixture(scope="module")
-def fuzz_server(fuzz_env: tuple[Settings, Users]) -> Iterator[LiveServer]:
+def fuzz_seeded(fuzz_env) -> Seeded:
+    return fuzz_env[2]
+
+
+@pytest.fixture(scope="module")
+def fuzz_server(fuzz_env) -> Iterator[LiveServer]:
     """The real app (lifespan on) under uvicorn in a thread, for the whole module."""
     import uvicorn
 
     from api.app import create_app
 
-    settings, _ = fuzz_env
+    settings = fuzz_env[0]
     port = free_port()
     settings = settings.model_copy(update={"port": port})
     application = create_app(settings)
@@ -97,6 +119,3 @@ def fuzz_server(fuzz_env: tuple[Settings, Users]) -> Iterator[LiveServer]:
     server.should_exit = True
     thread.join(15)
 
-
-def knowledge_dir(settings: Settings) -> Path:
-    return settings.knowledge_path

@@ -8,6 +8,19 @@ import { renderMarkdown } from "./markdown.js";
 import { ChatSocket } from "./ws.js";
 import { announce, el, formatBytes, icon, toast } from "./ui.js";
 
+/** Play a voice turn's stored recording (fetched with the bearer, so a plain <audio src> won't do). */
+async function playRecording(turnId) {
+  try {
+    const { blob } = await api.blob(`/chat/turns/${encodeURIComponent(turnId)}/audio`);
+    const url = URL.createObjectURL(blob);
+    const audio = new Audio(url);
+    audio.addEventListener("ended", () => URL.revokeObjectURL(url), { once: true });
+    await audio.play();
+  } catch (err) {
+    toast(`Could not play the recording: ${err.message || err}`, { kind: "error" });
+  }
+}
+
 const OPEN_CHAT_KEY = "allin.chat";
 const MAX_ATTACHMENTS = 5;
 
@@ -119,7 +132,8 @@ export class ChatView extends EventTarget {
     for (const turn of turns) {
       const id = turn.id || turn.turn_id;
       if (turn.role === "user") {
-        this.#addUser(turn.content, { turnId: id, attachments: turn.attachments, voice: turn.modality === "voice" });
+        this.#addUser(turn.content, { turnId: id, attachments: turn.attachments, voice: turn.modality === "voice",
+          recorded: Boolean(turn.has_audio) });
       } else {
         const view = new AnswerView(this);
         this.els.messages.append(view.node);
@@ -198,12 +212,17 @@ export class ChatView extends EventTarget {
     return view;
   }
 
-  #addUser(text, { turnId = null, attachments = [], voice = false, clientId = null } = {}) {
+  #addUser(text, { turnId = null, attachments = [], voice = false, clientId = null, recorded = false } = {}) {
     const body = el("div", { class: "msg-body markdown" }, renderMarkdown(text, { codeBlock }));
+    const play = recorded && turnId
+      ? el("button", { type: "button", class: "msg-play", text: "▶ play", "aria-label": "Play your recording",
+          onclick: () => playRecording(turnId) })
+      : null;
     const files = (attachments || []).map((a) => (typeof a === "string" ? { id: a } : a));
     const node = el("article", { class: `msg msg-user${voice ? " voice" : ""}`, "aria-label": "Your message", dataset: turnId ? { turnId } : {} },
       el("div", { class: "msg-main" },
         voice ? el("span", { class: "msg-badge", text: "voice" }) : null,
+        play,
         body,
         files.length ? el("ul", { class: "msg-files", "aria-label": "Attachments" }, files.map((f) =>
           el("li", { class: "file-chip" }, icon("file"), el("span", { text: f.filename || f.name || "attached file" })))) : null));
