@@ -15,8 +15,10 @@ MESSAGE_MAX = 8000      # one edited question (fork)
 QUERY_MAX = 500         # a search query
 COMMENT_MAX = 2000      # a feedback comment
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX)]
-Message = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MESSAGE_MAX)]
+NO_NUL = r"^[^\x00]*$"  # Postgres text cannot hold U+0000: refused here (422) rather than failing in storage
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX, pattern=NO_NUL)]
+Message = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MESSAGE_MAX,
+                                           pattern=NO_NUL)]
 
 
 class ChatSettings(BaseModel):
@@ -80,7 +82,8 @@ class ChatFork(BaseModel):
 class FeedbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     rating: Literal[1, -1]
-    comment: Annotated[str, StringConstraints(strip_whitespace=True, max_length=COMMENT_MAX)] | None = None
+    comment: Annotated[str, StringConstraints(strip_whitespace=True, max_length=COMMENT_MAX,
+                                              pattern=NO_NUL)] | None = None
 
 
 # --- responses -----------------------------------------------------------------------------------

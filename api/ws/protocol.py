@@ -6,10 +6,19 @@ import json
 from typing import Annotated, Any, Literal, Union
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 MAX_TEXT_CHARS = 16_000
-ClientId = Annotated[str, Field(max_length=64)]
+
+
+def _no_nul(value: str) -> str:
+    # Stored strings (the question, the client id) go to Postgres, whose text cannot hold U+0000.
+    if "\x00" in value:
+        raise ValueError("may not contain NUL (U+0000) characters")
+    return value
+
+
+ClientId = Annotated[str, Field(max_length=64), AfterValidator(_no_nul)]
 
 
 class _Frame(BaseModel):
@@ -25,7 +34,7 @@ class Hello(_Frame):
 
 class Text(_Frame):
     type: Literal["text"]
-    text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
+    text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS), AfterValidator(_no_nul)]
     attachments: Annotated[list[UUID], Field(max_length=5)] = []
 
 
@@ -60,7 +69,8 @@ def parse_client_frame(raw: str) -> Hello | Text | Audio | AudioEnd | Interrupt 
     """Parse one JSON text frame, or raise FrameError naming the problem."""
     try:
         data = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):
+        # ValueError, not only JSONDecodeError: an integer over Python's 4,300-digit limit raises a plain one.
         raise FrameError("bad_json", "frame is not valid JSON") from None
     if not isinstance(data, dict):
         raise FrameError("bad_frame", "frame must be a JSON object")

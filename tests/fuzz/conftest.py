@@ -1,7 +1,7 @@
 """One real app under uvicorn for a whole fuzz module (its own fresh database and users).
 
-The shared `live_server` fixture is per test; schemathesis runs every operation of the
-schema inside one test, and starting the app per operation would cost most of the run.
+The shared `live_server` fixture is per test; schemathesis makes one test per operation,
+and starting the app (and a database) for each would cost most of the run.
 Schemathesis' own ASGI transport is no help here: it opens a new Starlette TestClient per
 request, which runs the app's lifespan (pool, migrations, models) around every call.
 """
@@ -47,7 +47,8 @@ async def _populate(db_url: str) -> tuple[Users, Seeded]:
     from allin.chats import store
     from allin.users import create_user
 
-    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True, row_factory=psycopg.rows.dict_row) as conn:
+    connect = psycopg.AsyncConnection.connect(db_url, autocommit=True, row_factory=psycopg.rows.dict_row)
+    async with await connect as conn:
         made = {}
         for name, role in (("admin", "admin"), ("alice", "user"), ("bob", "user")):
             user, token = await create_user(conn, name, role)  # type: ignore[arg-type]

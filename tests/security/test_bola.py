@@ -126,6 +126,14 @@ FACTORIES: dict[str, Callable[[World, TestUser], Awaitable[list[str]]]] = {
 }
 
 
+# Operations whose owner check cannot pass with the objects above: the reason, and who covers it.
+# (Bob's side of the sweep still runs for them.)
+NO_OWNER_CONTROL = {
+    "GET /chat/turns/{turn_id}/audio": "only voice turns have a recording (making one needs local STT); "
+                                       "the owner's download belongs to the voice tests",
+}
+
+
 def _swept(app) -> list[Operation]:
     return [op for op in operations(app) if op.id_params]
 
@@ -194,6 +202,8 @@ async def test_bob_gets_404_for_every_id_of_alices(live_server: LiveServer, user
         # The owner (the admin, for admin routes) gets past the ownership check with the same requests;
         # deletions last so every object is still there for the others.
         for op in sorted(ops, key=lambda o: o.method == "DELETE"):
+            if str(op) in NO_OWNER_CONTROL:
+                continue
             owner = users.admin if op.admin else users.alice
             names = [p.name for p in op.id_params]
             statuses = []
