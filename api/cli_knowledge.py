@@ -13,6 +13,15 @@ from rich.table import Table
 from api.cli import app, fail, out, run_async, settings_or_exit
 
 
+def _remote_cleanup(settings):
+    """Keyed: removed documents' Gemini files (files mode) are deleted too."""
+    if not settings.gemini_enabled:
+        return None
+    from allin.knowledge.gemini_files import GeminiFiles
+
+    return GeminiFiles(settings).on_document_removed
+
+
 async def _run(paths: list[Path], *, remove_missing: bool, force: bool, users: list[str] | None) -> None:
     from allin.db.pool import make_pool, resolve_database_url
     from allin.knowledge.embedder_choice import get_embedder
@@ -36,7 +45,7 @@ async def _run(paths: list[Path], *, remove_missing: bool, force: bool, users: l
 
             report = await sync_paths(pool, roots=paths, knowledge_dir=settings.knowledge_path, embedder=embedder,
                                       max_bytes=settings.max_upload_mb << 20, remove_missing=remove_missing,
-                                      force=force, progress=progress)
+                                      force=force, progress=progress, after_remove=_remote_cleanup(settings))
             bar.update(task, completed=bar.tasks[0].total or 0, current="")
         if users is not None:
             from allin.knowledge.sync import document_key

@@ -27,8 +27,11 @@ def track(res: Resources, coro) -> asyncio.Task:
 
 
 def sync_kwargs(res: Resources, roots: list[Path], *, remove_missing: bool) -> dict:
-    return dict(roots=roots, knowledge_dir=res.settings.knowledge_path, embedder=res.extras["deps"].embedder,
-                max_bytes=res.settings.max_upload_mb << 20, remove_missing=remove_missing)
+    deps = res.extras["deps"]
+    files = deps.gemini_files  # keyed: removed documents' Gemini files are deleted too
+    return dict(roots=roots, knowledge_dir=res.settings.knowledge_path, embedder=deps.embedder,
+                max_bytes=res.settings.max_upload_mb << 20, remove_missing=remove_missing,
+                after_remove=files.on_document_removed if files is not None else None)
 
 
 async def start_sync(res: Resources, created_by: UUID | None) -> tuple[UUID, bool]:

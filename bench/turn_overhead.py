@@ -1,7 +1,7 @@
 """What the assistant graph itself costs per text turn: LangGraph + the Postgres checkpointer.
 
     .venv/bin/python bench/turn_overhead.py [--turns 300] [--threads 30] [--dev-turns 90] [--no-dev]
-        [--durability sync|async|exit] [--async-commit] [--pooled-saver] [--database-url URL] [--fast-pg]
+        [--durability sync|async|exit] [--no-async-commit] [--no-pooled-saver] [--database-url URL] [--fast-pg]
         [--profile FILE.html]
 
 The model answers a fixed short text at once (a LangChain fake chat model,
@@ -314,10 +314,12 @@ async def main() -> int:
     parser.add_argument("--durability", choices=["sync", "async", "exit"], default="sync")
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     parser.add_argument("--fast-pg", action="store_true", help="own Postgres with fsync/synchronous_commit off")
-    parser.add_argument("--async-commit", action="store_true",
-                        help="the checkpointer's connections use synchronous_commit=off")
-    parser.add_argument("--pooled-saver", action="store_true",
-                        help="graphs/assistant/checkpointer.pooled_checkpointer instead of AsyncPostgresSaver as shipped")
+    # Defaults are the app's (CHECKPOINT_ASYNC_COMMIT=true, api/assistant.py's pooled saver);
+    # --no-async-commit --no-pooled-saver measure the baseline they replaced.
+    parser.add_argument("--async-commit", action=argparse.BooleanOptionalAction, default=True,
+                        help="the checkpointer's connections use synchronous_commit=off (the app's default)")
+    parser.add_argument("--pooled-saver", action=argparse.BooleanOptionalAction, default=True,
+                        help="graphs/assistant/checkpointer.pooled_checkpointer, as the app uses it")
     parser.add_argument("--profile", help="write a pyinstrument profile of the one-at-a-time turns (HTML + .txt)")
     args = parser.parse_args()
 
@@ -330,7 +332,7 @@ async def main() -> int:
     print(f"python {platform.python_version()}, {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}; "
           f"Postgres: {pg}; durability={args.durability}"
           f"{'; checkpointer synchronous_commit=off' if args.async_commit else ''}"
-          f"; saver: {'pooled_checkpointer' if args.pooled_saver else 'AsyncPostgresSaver as shipped (one lock)'}")
+          f"; saver: {'pooled_checkpointer' if args.pooled_saver else 'AsyncPostgresSaver with its one lock'}")
     try:
         direct = await run_direct(url, args.turns, args.threads, args.durability, args.profile, args.async_commit,
                                   args.pooled_saver)

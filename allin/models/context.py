@@ -225,3 +225,49 @@ def parse_turn_message(text: str) -> TurnContext | None:
         memories=memories,
         attachments=attachments,
     )
+
+
+# --- files mode (retrieval_mode=files): whole documents attached as Gemini files -------
+
+
+@dataclass
+class AttachedFile:
+    """A document given to the model as a Gemini file; `n` is its citation number in this turn."""
+
+    n: int
+    document_id: str
+    title: str
+    file: str
+    uri: str
+    mime: str
+    snippet: str = ""  # the best-matching passage, shown with the citation
+
+    def citation(self) -> dict:
+        """The citation as the client receives it: the whole document, no page."""
+        return {"n": self.n, "document_id": self.document_id, "title": self.title, "file": self.file,
+                "page": None, "section": None, "snippet": snippet(self.snippet)}
+
+
+def build_files_turn_content(ctx: TurnContext, files: list[AttachedFile], instructions: str) -> list[dict]:
+    """The turn as LangChain content blocks: each file after its "Document [n]" label, then the text.
+
+    `instructions` (prompts/files.md) replace the passage instructions; `ctx.passages` are not sent,
+    the files carry them. Files come first: Gemini reads a prompt best after its documents.
+    """
+    blocks: list[dict] = []
+    for f in files:
+        blocks.append({"type": "text", "text": f"Document [{f.n}]: {f.title} ({f.file})"})
+        blocks.append({"type": "media", "file_uri": f.uri, "mime_type": f.mime})
+    parts = [f'<context route="{_esc(ctx.route)}">', f"<instructions>{instructions.strip()}</instructions>",
+             "<documents>"]
+    parts += [f"<document{_attrs(n=f.n, document_id=f.document_id, title=f.title, file=f.file)}/>" for f in files]
+    parts.append("</documents>")
+    if ctx.memories:
+        parts += ["<memories>", *(_element("memory", m) for m in ctx.memories), "</memories>"]
+    if ctx.attachments:
+        parts.append("<attachments>")
+        parts += [_element("attachment", a, n=i) for i, a in enumerate(ctx.attachments, 1)]
+        parts.append("</attachments>")
+    parts += ["</context>", _element("question", ctx.question)]
+    blocks.append({"type": "text", "text": "\n".join(parts)})
+    return blocks

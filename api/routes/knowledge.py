@@ -160,11 +160,15 @@ async def upload_file(file: UploadFile, _: AdminUser, res: ResourcesDep) -> Docu
 @router.delete("/admin/knowledge/documents/{document_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["admin"],
                responses=error_responses(403, 404))
 async def delete_document(document_id: UUID, _: AdminUser, conn: ConnDep, res: ResourcesDep) -> None:
-    cur = await conn.execute("SELECT path FROM documents WHERE id = %s", (document_id,))
+    cur = await conn.execute("SELECT path, gemini_file_name FROM documents WHERE id = %s", (document_id,))
     row = await cur.fetchone()
     if row is None:
         raise not_found("document")
     await store.delete_document(conn, document_id)
+    files = res.extras["deps"].gemini_files
+    if files is not None and row["gemini_file_name"]:
+        # Its Gemini copy goes in the background: a slow or failing Files API never holds up the delete.
+        knowledge_jobs.track(res, files.delete_remote_quietly(row["gemini_file_name"]))
     # Uploaded files go with their document; files in the team's own folders are theirs to manage
     # (a later sync would otherwise bring the document back: remove the file there too).
     path = key_to_path(row["path"], res.settings.knowledge_path)

@@ -7,7 +7,7 @@ from typing import Protocol
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 
-from allin.models.context import CodeRun, Passage
+from allin.models.context import AttachedFile, CodeRun, Passage
 from allin.prompts import Prompt
 from graphs.assistant.context import Context
 from graphs.assistant.state import Route
@@ -17,6 +17,10 @@ class AssistantDeps(Protocol):
     async def classify(self, text: str, history: list[BaseMessage]) -> Route: ...
 
     async def search(self, query: str, ctx: Context) -> list[Passage]: ...
+
+    async def attach_files(self, passages: list[Passage], ctx: Context) -> list[AttachedFile]:
+        """Files mode: the documents of the best passages as live Gemini files ([] = use the passages)."""
+        ...
 
     async def run_code(self, text: str, history: list[BaseMessage], ctx: Context) -> list[CodeRun]: ...
 

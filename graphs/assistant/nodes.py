@@ -9,9 +9,11 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.messages.utils import count_tokens_approximately
 from langgraph.runtime import Runtime
 
-from allin.models.context import CodeRun, Passage, TurnContext, build_turn_message
+from allin.models.context import (AttachedFile, CodeRun, Passage, TurnContext, build_files_turn_content,
+                                  build_turn_message)
 from allin.models.errors import is_transient_model_error
 from allin.models.retry import model_retrying
+from allin.prompts import file_prompt
 from graphs.assistant.context import Context
 from graphs.assistant.deps import AssistantDeps
 from graphs.assistant.state import State
@@ -19,7 +21,7 @@ from graphs.assistant.state import State
 _CITE_RE = re.compile(r"\[(\d{1,3})\]")
 # State fields that belong to one turn, with their empty values.
 PER_TURN_FIELDS: dict[str, object] = {
-    "passages": [], "code_runs": [], "memories": [], "citations": [], "attachments": [], "error": None,
+    "passages": [], "files": [], "code_runs": [], "memories": [], "citations": [], "attachments": [], "error": None,
 }
 
 
@@ -51,7 +53,12 @@ def make_nodes(deps: AssistantDeps):
 
     async def retrieve(state: State, runtime: Runtime[Context]) -> dict:
         passages = await deps.search(last_user_text(state), runtime.context)
-        return {"passages": [dataclasses.asdict(p) for p in passages]}
+        update: dict = {"passages": [dataclasses.asdict(p) for p in passages]}
+        if runtime.context.retrieval_mode == "files" and passages:
+            files = await deps.attach_files(passages, runtime.context)
+            if files:
+                update["files"] = [dataclasses.asdict(f) for f in files]
+        return update
 
     async def code_execute(state: State, runtime: Runtime[Context]) -> dict:
         runs = await deps.run_code(last_user_text(state), history_before_last_user(state), runtime.context)
@@ -81,10 +88,13 @@ def make_nodes(deps: AssistantDeps):
             start_on="human",
             allow_partial=False,
         )
-        messages = [SystemMessage(prompt.text), *history, HumanMessage(build_turn_message(ctx))]
+        # Files mode: the attached documents replace the passages (numbered the same way for citations).
+        files = [AttachedFile(**f) for f in state.get("files") or []]
+        turn = build_files_turn_content(ctx, files, file_prompt("files")) if files else build_turn_message(ctx)
+        messages = [SystemMessage(prompt.text), *history, HumanMessage(turn)]
         answer = await _stream_answer(deps, messages)
         used = {int(n) for n in _CITE_RE.findall(answer)}
-        citations = [p.citation() for p in passages if p.n in used]
+        citations = [source.citation() for source in (files or passages) if source.n in used]
         reply = AIMessage(content=answer, additional_kwargs={"citations": citations, "prompt_version": prompt.version})
         return {"messages": [reply], "citations": citations, "prompt_version": prompt.version}
 

@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import asyncio
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
+from loguru import logger
 from psycopg_pool import AsyncConnectionPool
 
 from allin.config import Settings, load_settings
-from allin.models.context import CodeRun, Passage
+from allin.models.context import AttachedFile, CodeRun, Passage, snippet
 from allin.prompts import Prompt, active_prompt
 from graphs.assistant.context import Context
+from graphs.assistant.files import pick_documents
 from graphs.assistant.state import Route
+
+if TYPE_CHECKING:
+    from allin.knowledge.gemini_files import GeminiFiles
 
 
 class ServiceDeps:
     """Built once per process (in the app's lifespan or the CLI) around a shared pool."""
+
+    _files_offline_logged = False  # files mode without a key is logged once per process
 
     def __init__(self, settings: Settings, pool: AsyncConnectionPool | None, *, embedder: Any = None,
                  memory: Any = None, chat_model: BaseChatModel | None = None) -> None:
@@ -46,6 +53,13 @@ class ServiceDeps:
 
         return make_route_classifier(self.settings, embedder=self.embedder)
 
+    @cached_property
+    def gemini_files(self) -> GeminiFiles | None:
+        """Documents' Gemini Files API copies (files mode); None offline."""
+        from allin.knowledge.gemini_files import GeminiFiles
+
+        return GeminiFiles(self.settings) if self.settings.gemini_enabled else None
+
     @property
     def history_max_tokens(self) -> int:
         return self.settings.history_max_tokens
@@ -72,6 +86,32 @@ class ServiceDeps:
         if pool is None or not ctx.user_id:
             return []
         return await search_knowledge(pool, self.embedder, query, user_id=ctx.user_id, top_k=ctx.top_k)
+
+    async def attach_files(self, passages: list[Passage], ctx: Context) -> list[AttachedFile]:
+        pool = await self.pool()
+        files = self.gemini_files
+        if files is None or pool is None:
+            if not ServiceDeps._files_offline_logged:
+                ServiceDeps._files_offline_logged = True
+                logger.info("retrieval_mode=files needs GOOGLE_API_KEY: answering from passages (chunks mode)")
+            return []
+
+        async def upload(document_id: str):
+            async with pool.connection() as conn:  # one connection each: the lock is held in its transaction
+                return await files.ensure_uploaded(conn, document_id)
+
+        picked = pick_documents(passages)
+        refs = await asyncio.gather(*(upload(p.document_id) for p in picked), return_exceptions=True)
+        attached: list[AttachedFile] = []
+        for best, ref in zip(picked, refs, strict=True):
+            if isinstance(ref, BaseException):
+                # That document's content is missing from this turn; the others still answer.
+                logger.warning("could not attach {} as a Gemini file: {}", best.file, ref)
+                continue
+            attached.append(AttachedFile(n=len(attached) + 1, document_id=best.document_id, title=best.title,
+                                         file=best.file, uri=ref.uri, mime=ref.mime,
+                                         snippet=snippet(best.content)))  # checkpoints keep only this
+        return attached
 
     async def run_code(self, text: str, history: list[BaseMessage], ctx: Context) -> list[CodeRun]:
         from tools.code import run_gemini_code, run_user_code

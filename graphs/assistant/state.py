@@ -20,6 +20,7 @@ class State(InputState, total=False):
     # Per-turn results; each turn's classify resets them so nothing leaks across turns.
     route: Route
     passages: list[dict]      # Passage fields (allin.models.context.Passage)
+    files: list[dict]         # AttachedFile fields: documents given whole as Gemini files (files mode)
     code_runs: list[dict]     # CodeRun fields
     memories: list[str]
     attachments: list[str]    # text extracted from files attached to this turn
