@@ -92,7 +92,18 @@ def make_nodes(deps: AssistantDeps):
         files = [AttachedFile(**f) for f in state.get("files") or []]
         turn = build_files_turn_content(ctx, files, file_prompt("files")) if files else build_turn_message(ctx)
         messages = [SystemMessage(prompt.text), *history, HumanMessage(turn)]
-        answer = await _stream_answer(deps, messages)
+        answer = None
+        cache = await deps.files_cache(prompt.text, turn[:-1], files) if files and hasattr(deps, "files_cache") else None
+        if cache:
+            # The cache holds the system prompt and the files: the request names it and sends the rest.
+            try:
+                answer = await _stream_answer(deps, [*history, HumanMessage(turn[-1:])], cached_content=cache)
+            except Exception as exc:
+                if (getattr(exc, "code", None) or getattr(exc.__cause__, "code", None)) not in (403, 404):
+                    raise
+                await deps.forget_files_cache(cache)  # gone early: answer without it, a new one next turn
+        if answer is None:
+            answer = await _stream_answer(deps, messages)
         used = {int(n) for n in _CITE_RE.findall(answer)}
         citations = [source.citation() for source in (files or passages) if source.n in used]
         reply = AIMessage(content=answer, additional_kwargs={"citations": citations, "prompt_version": prompt.version})
@@ -101,7 +112,7 @@ def make_nodes(deps: AssistantDeps):
     return classify, retrieve, code_execute, recall, synthesize
 
 
-async def _stream_answer(deps: AssistantDeps, messages: list[BaseMessage]) -> str:
+async def _stream_answer(deps: AssistantDeps, messages: list[BaseMessage], **call_options) -> str:
     """Stream the model's answer (LangGraph forwards the tokens); retry transient errors before any token.
 
     Once a token has reached the user a retry would repeat it, so a failure after that ends the turn.
@@ -115,7 +126,7 @@ async def _stream_answer(deps: AssistantDeps, messages: list[BaseMessage]) -> st
     async for attempt in model_retrying(deps.max_model_retries, retryable=retryable):
         with attempt:
             parts: list[str] = []
-            async for chunk in model.astream(messages):
+            async for chunk in model.astream(messages, **call_options):
                 piece = chunk.text if isinstance(chunk.text, str) else str(chunk.content)
                 if piece:
                     started = True

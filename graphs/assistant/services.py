@@ -31,6 +31,7 @@ class ServiceDeps:
                  memory: Any = None, chat_model: BaseChatModel | None = None) -> None:
         self.settings = settings
         self._pool = pool
+        self._context_cache: Any = None
         self._embedder = embedder
         self._chat_model = chat_model
         self.memory = memory  # allin.memory store, when configured
@@ -86,6 +87,27 @@ class ServiceDeps:
         if pool is None or not ctx.user_id:
             return []
         return await search_knowledge(pool, self.embedder, query, user_id=ctx.user_id, top_k=ctx.top_k)
+
+    async def files_cache(self, system_text: str, blocks: list[dict], files: list[AttachedFile]) -> str | None:
+        """A Gemini context cache holding the system prompt and these files, or None (small, offline, failed)."""
+        pool = await self.pool()
+        if not self.settings.gemini_enabled or pool is None:
+            return None
+        from allin.knowledge.gemini_cache import GeminiContextCache
+
+        if self._context_cache is None:
+            self._context_cache = GeminiContextCache(self.settings)
+        async with pool.connection() as conn:
+            return await self._context_cache.for_files(
+                conn, model=self.settings.chat_model, system_text=system_text, blocks=blocks,
+                document_ids=[f.document_id for f in files])
+
+    async def forget_files_cache(self, name: str) -> None:
+        """The cache vanished remotely: drop its record so the next turn makes a new one."""
+        pool = await self.pool()
+        if pool is not None:
+            async with pool.connection() as conn:
+                await conn.execute("DELETE FROM gemini_caches WHERE name = %s", (name,))
 
     async def attach_files(self, passages: list[Passage], ctx: Context) -> list[AttachedFile]:
         pool = await self.pool()

@@ -33,6 +33,15 @@ def settings(settings, fake_gemini):
     return gemini_mode(settings, fake_gemini, retrieval_mode="files", model_max_retries=1)
 
 
+@pytest.fixture(autouse=True)
+def no_context_cache(request, monkeypatch):
+    """These tests read the files in each answer request: no context cache (tests/graph_gemini/test_files_cache.py)."""
+    if request.module.__name__.endswith("test_files_mode"):
+        from allin.knowledge import gemini_cache
+
+        monkeypatch.setattr(gemini_cache, "MIN_CACHE_TOKENS", 10**9)
+
+
 @pytest.fixture(scope="session")
 def processed(corpus: Path) -> list[tuple]:
     """The two documents extracted and embedded once per session (the CPU part of a sync)."""
