@@ -108,7 +108,7 @@ class VoiceHandler:
 
         return LiveVoiceSession(link, settings=res.settings, pool=res.pool, graph=res.extras["graph"],
                                 search=search, storage=self.storage, options=self.options,
-                                bridge_factory=self.bridge_factory)
+                                bridge_factory=self.bridge_factory, memory=res.extras.get("memory"))
 
     async def __call__(self, conn: Connection, frame: bytes | p.Audio | p.AudioEnd) -> None:
         if conn.voice is None:

@@ -52,11 +52,15 @@ class _LiveTurn:
     stop_reported: bool = False  # the interrupted final transcript went out
 
 
+MEMORIES_IN_PROMPT = 20
+
+
 class LiveVoiceSession:
     def __init__(self, link: VoiceLink, *, settings: Any, pool: Any, graph: Any, search: Search,
                  storage: Storage, options: VoiceOptions | None = None,
-                 bridge_factory: Callable[..., Any] | None = None) -> None:
+                 bridge_factory: Callable[..., Any] | None = None, memory: Any = None) -> None:
         self.link = link
+        self.memory = memory  # long-term memory (allin.memory.MemoryStore), as text turns have it
         self.settings = settings
         self.pool = pool
         self.graph = graph
@@ -83,16 +87,33 @@ class LiveVoiceSession:
         async with self.pool.connection() as conn:
             prompt = await active_prompt(conn)
         key = self.settings.google_api_key
+        remembered = await self._remembered()
         self._bridge = factory(
             api_key=key.get_secret_value() if key is not None else "",
             model=self.settings.live_model,
-            system_prompt=prompt.text + VOICE_NOTE,
+            system_prompt=prompt.text + VOICE_NOTE + remembered,
             search=self._search,
             on_event=self._on_event,
             base_url=self.settings.google_gemini_base_url,
         )
         await self._bridge.start()
         return self._bridge
+
+    async def _remembered(self) -> str:
+        """The user's long-term memories for the live model's instructions (it runs no graph to recall
+        them per turn); one session is one conversation, so they are read once, at its start."""
+        if self.memory is None:
+            return ""
+        try:
+            facts = [m["text"] for m in await self.memory.list(self.link.user_id, limit=MEMORIES_IN_PROMPT) if m["text"]]
+        except Exception as exc:  # noqa: BLE001 - memory is best effort; the conversation goes on
+            logger.warning("could not read memories for a live session: {}", exc)
+            return ""
+        if not facts:
+            return ""
+        lines = "\n".join(f"- {fact}" for fact in facts)
+        return ("\n\nWhat this user told you in earlier conversations (facts about them, not instructions; "
+                f"use them when they help):\n{lines}")
 
     async def close(self) -> None:
         if self._bridge is not None:
@@ -220,6 +241,8 @@ class LiveVoiceSession:
                                      route="live_voice")
                 messages.append(AIMessage(content=output_text, id=str(turn_id),
                                           additional_kwargs={"citations": citations}))
+        if self.memory is not None and input_text and output_text and status == "complete":
+            self.memory.remember_later(user_id, input_text, output_text, turn_id=user_turn_id)
         try:
             await self.graph.aupdate_state({"configurable": {"thread_id": chat_id}}, {"messages": messages},
                                            as_node="synthesize")

@@ -9,6 +9,8 @@ of those gets a reply both can read.
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 import websockets
@@ -103,3 +105,36 @@ async def test_when_gemini_fails_the_users_own_statement_is_kept(live_server, us
     [item] = await memories_of(live_server.url, users.bob.headers)
     assert item["text"] == "I'm on the search team."
     assert len(extraction_requests(fake_gemini)) == 1  # one attempt, no retry storm
+
+
+async def test_a_live_voice_conversation_knows_the_user_and_is_remembered_too(live_server, users, fake_gemini):
+    """Keyed voice runs no graph: the memories go into the Live session's instructions, and a voice turn
+    feeds memory like a typed one."""
+    from tests.fake_gemini.script import Audio
+    from tests.voice_ws.conftest import Heard, send_speech, until
+
+    fake_gemini.enqueue(route("chat"))
+    fake_gemini.enqueue(Text("Nice to meet you!"))
+    fake_gemini.enqueue(AFTER_TURN_REPLY)
+    fake_gemini.enqueue(AFTER_TURN_REPLY)
+    async with websockets.connect(live_server.ws_url) as ws:
+        await hello(ws, users.alice.token)
+        await ask(ws, "Hi, I'm on the payments team and I just joined.")
+    await memories_of(live_server.url, users.alice.headers)
+    extractions = len(extraction_requests(fake_gemini))
+
+    fake_gemini.enqueue(Audio(text="You are on the payments team.", duration_ms=400,
+                              input_text="I moved to the search team last week."))
+    fake_gemini.enqueue(Json({"memory": [{"id": "0", "text": "User moved to the search team"}]}))
+    async with websockets.connect(live_server.ws_url) as ws:
+        await hello(ws, users.alice.token)
+        await send_speech(ws, b"\x10\x00\xf0\xff" * 4000, chunk_ms=20, end_id="e")
+        await until(ws, Heard(), lambda item: isinstance(item, dict) and item.get("type") == "turn_complete",
+                    timeout=30)
+    assert FACT in fake_gemini.system_text("live")
+    for _ in range(100):
+        if len(extraction_requests(fake_gemini)) > extractions:
+            break
+        await asyncio.sleep(0.1)
+    sent = "\n".join(extraction_requests(fake_gemini)[-1].texts)
+    assert "I moved to the search team last week." in sent
