@@ -87,7 +87,7 @@ class VoiceHandler:
             stt_threads=settings.voice_stt_threads, stt_prompt=settings.voice_stt_prompt or None,
             tts_speed=settings.voice_tts_speed, max_seconds=settings.voice_max_utterance_s + STT_MARGIN_S,
         )
-        # Recordings live under the data dir: audio_ref "audio/<chat>/<turn>.wav" is relative to it.
+        # Recordings go to the storage backend: audio_ref "audio/<chat>/<turn>.wav" is its key.
         self.storage = storage or make_storage(settings)  # shared by replicas when S3 is configured
         self.bridge_factory: Any = None  # keyed path: None = allin.voice.gemini_live.LiveBridge
 

@@ -43,7 +43,7 @@ class VoiceOptions:
 
 
 def audio_key(chat_id: str, turn_id: uuid.UUID | str) -> str:
-    """Storage key of a voice turn's recording (relative to the data dir for local storage)."""
+    """Storage key of a voice turn's recording (under DATA_DIR/files/ with local storage)."""
     return f"audio/{chat_id}/{turn_id}.wav"
 
 

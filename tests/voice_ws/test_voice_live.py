@@ -69,7 +69,7 @@ async def test_live_turn_is_relayed_searched_and_stored_in_the_chat_and_thread(
     assert complete["turn_id"] == str(turns[1]["id"]) and complete["user_turn_id"] == str(turns[0]["id"])
     rates = []
     for turn in turns:
-        with wave.open(io.BytesIO((settings.data_path / turn["audio_ref"]).read_bytes())) as w:
+        with wave.open(io.BytesIO((settings.data_path / "files" / turn["audio_ref"]).read_bytes())) as w:
             rates.append(w.getframerate())
     assert rates == [16_000, 24_000]
     async with AsyncPostgresSaver.from_conn_string(db_url) as saver:

@@ -103,9 +103,9 @@ async def test_spoken_question_is_transcribed_answered_spoken_and_stored(
     assert turns[1]["content"] == message["content"] and str(turns[1]["id"]) == message["turn_id"]
     for turn in turns:
         assert turn["audio_ref"] == f"audio/{ready['chat_id']}/{turn['id']}.wav"
-    rate, duration = wav_info(settings.data_path / turns[0]["audio_ref"])
+    rate, duration = wav_info(settings.data_path / "files" / turns[0]["audio_ref"])
     assert rate == 16_000 and abs(duration - len(question) / 32_000) < 0.7
-    rate, duration = wav_info(settings.data_path / turns[1]["audio_ref"])
+    rate, duration = wav_info(settings.data_path / "files" / turns[1]["audio_ref"])
     assert rate == 24_000 and abs(duration - seconds) < 0.01
 
     r = httpx.get(f"{live_server.url}/chat/history/{ready['chat_id']}", headers=users.alice.headers)
