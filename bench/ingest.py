@@ -1,6 +1,6 @@
 """Offline ingestion throughput: pages/s and chunks/s through `sync_paths`, embeddings included.
 
-    .venv/bin/python bench/ingest.py [--pages 300] [--database-url URL]
+    .venv/bin/python bench/ingest.py [--pages 300] [--database-url URL] [--exclude PATTERN ...]
 
 Copies the eng-practices PDFs and the readable wild PDFs repeatedly into a
 temporary folder (one byte appended to each copy so every hash differs) until
@@ -30,10 +30,12 @@ from allin.knowledge.embeddings import get_local_embedder  # noqa: E402
 from allin.knowledge.sync import get_ocr, sync_paths  # noqa: E402
 
 
-def readable_pdfs() -> list[tuple[Path, int]]:
+def readable_pdfs(exclude: list[str]) -> list[tuple[Path, int]]:
     """(path, pages) of the sample PDFs that open without a password and have text."""
     out = []
     for path in sorted([*(CORPUS / "eng-practices" / "pdf").glob("*.pdf"), *(CORPUS / "wild-pdfs").glob("*.pdf")]):
+        if any(path.match(pattern) for pattern in exclude):
+            continue
         try:
             doc = pdfium.PdfDocument(path)
         except pdfium.PdfiumError:
@@ -45,8 +47,8 @@ def readable_pdfs() -> list[tuple[Path, int]]:
     return out
 
 
-def make_copies(target_pages: int, folder: Path) -> tuple[int, int]:
-    sources = readable_pdfs()
+def make_copies(target_pages: int, folder: Path, exclude: list[str]) -> tuple[int, int]:
+    sources = readable_pdfs(exclude)
     files = pages = 0
     round_ = 0
     while pages < target_pages:
@@ -64,10 +66,12 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pages", type=int, default=300)
     ap.add_argument("--database-url")
+    ap.add_argument("--exclude", nargs="*", default=[],
+                    help="file name patterns to leave out, e.g. federal-register* (8 scanned pages: OCR, ~5 s each)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="alliningest", dir="/tmp"))
     try:
-        files, pages = make_copies(args.pages, tmp)
+        files, pages = make_copies(args.pages, tmp, args.exclude)
         embedder = get_local_embedder()
         embedder.embed_query("warm up")  # model load is start-up cost, not throughput
         get_ocr()
