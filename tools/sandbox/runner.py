@@ -100,6 +100,13 @@ def _kill(pid: int) -> None:
             kill(pid, signal.SIGKILL)
 
 
+def _setpriv() -> str:
+    path = shutil.which("setpriv")
+    if path is None:
+        raise RuntimeError("setpriv (util-linux) is needed to run snippets as their own user on this event loop")
+    return path
+
+
 def _memfd(payload: bytes) -> int:
     """A descriptor the child can read `payload` from, without a pipe that could fill up."""
     fd = os.memfd_create("allin-sandbox", 0)
@@ -110,13 +117,20 @@ def _memfd(payload: bytes) -> int:
 
 async def execute(launch: Launch, limits: SandboxLimits) -> RawRun:
     loop = asyncio.get_running_loop()
-    as_user = {}
+    as_user: dict = {}
+    drop: list[str] = []
     if os.geteuid() == 0 and launch.user is not None:
-        as_user = {"user": launch.user, "group": launch.user, "extra_groups": []}
+        if isinstance(loop, asyncio.BaseEventLoop):
+            as_user = {"user": launch.user, "group": launch.user, "extra_groups": []}
+        else:
+            # Other loops (uvloop, which uvicorn picks when it is installed) take no user/group
+            # arguments: setpriv (util-linux) takes the same three steps before the exec.
+            drop = [_setpriv(), f"--reuid={launch.user}", f"--regid={launch.user}", "--clear-groups", "--"]
     fds = [_memfd(payload) for payload in launch.fd_payloads]
     argv = list(launch.argv)
     for n, fd in enumerate(fds):
         argv = [str(fd) if arg == FD_PLACEHOLDER.format(n) else arg for arg in argv]
+    argv = [*drop, *argv]
     started = time.monotonic()
     try:
         transport, protocol = await loop.subprocess_exec(
