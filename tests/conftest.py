@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -196,9 +197,9 @@ def _wait_port(port: int, timeout: float = 20) -> None:
     raise TimeoutError(f"server on port {port} did not start")
 
 
-@pytest.fixture
-def live_server(settings: Settings, users: Users) -> Iterator[LiveServer]:
-    """The real app under uvicorn on a free port, in a thread (real HTTP and WebSocket)."""
+@contextlib.contextmanager
+def serve_in_thread(settings: Settings) -> Iterator[LiveServer]:
+    """The real app (lifespan on) under uvicorn on a free port, in a thread, until the block ends."""
     import uvicorn
 
     from api.app import create_app
@@ -215,6 +216,15 @@ def live_server(settings: Settings, users: Users) -> Iterator[LiveServer]:
     _wait_port(port)
     while not server.started:
         time.sleep(0.02)
-    yield LiveServer(url=f"http://127.0.0.1:{port}", port=port, app=application)
-    server.should_exit = True
-    thread.join(15)
+    try:
+        yield LiveServer(url=f"http://127.0.0.1:{port}", port=port, app=application)
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+@pytest.fixture
+def live_server(settings: Settings, users: Users) -> Iterator[LiveServer]:
+    """The real app under uvicorn on a free port, in a thread (real HTTP and WebSocket)."""
+    with serve_in_thread(settings) as server:
+        yield server

@@ -59,8 +59,9 @@ async def check_if_suspect(conn: psycopg.AsyncConnection) -> None:
     """
     if conn.closed:
         raise psycopg.OperationalError("connection closed")
-    readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
-    if readable:
+    poller = select.poll()  # not select.select: past 1,024 open sockets (WebSockets) it cannot take the fd
+    poller.register(conn.pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
+    if poller.poll(0):
         await AsyncConnectionPool.check_connection(conn)
 
 

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta, timezone
-from typing import Any
-
 import psycopg
 from loguru import logger
 
-from allin.config import Settings
+from allin.models.gemini_client import UsesGenaiClient, api_status
 from allin.models.retry import model_retrying
 
 # Gemini refuses explicit caches under a model-dependent floor (1,024-4,096 tokens); the
@@ -29,11 +27,6 @@ CACHE_TTL = timedelta(hours=1)
 RENEW_WHEN_LEFT = timedelta(minutes=15)  # extend a cache in use before it lapses
 SAFETY = timedelta(minutes=1)  # a cache this close to expiry is not handed to a request
 _GONE_STATUS = {403, 404}
-
-
-def _status(exc: BaseException) -> int | None:
-    code = getattr(exc, "code", None)
-    return code if isinstance(code, int) else None
 
 
 def cache_key(model: str, system_text: str, files: list[tuple[str, str]]) -> str:
@@ -53,19 +46,7 @@ async def estimate_tokens(conn: psycopg.AsyncConnection, document_ids: list[str]
     return int((await cur.fetchone())["tokens"])
 
 
-class GeminiContextCache:
-    def __init__(self, settings: Settings, *, client: Any = None) -> None:
-        self._settings = settings
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from allin.models.gemini_client import make_genai_client
-
-            self._client = make_genai_client(self._settings)
-        return self._client
-
+class GeminiContextCache(UsesGenaiClient):
     async def for_files(self, conn: psycopg.AsyncConnection, *, model: str, system_text: str,
                         blocks: list[dict], document_ids: list[str]) -> str | None:
         """The cache name to answer with, or None (too small, or caching failed: send everything).
@@ -125,7 +106,7 @@ class GeminiContextCache:
             cache = await self.client.aio.caches.update(
                 name=name, config=types.UpdateCachedContentConfig(ttl=f"{int(CACHE_TTL.total_seconds())}s"))
         except Exception as exc:  # noqa: BLE001
-            if _status(exc) in _GONE_STATUS:
+            if api_status(exc) in _GONE_STATUS:
                 return None
             raise
         return cache.expire_time or datetime.now(timezone.utc) + CACHE_TTL
@@ -134,5 +115,5 @@ class GeminiContextCache:
         try:
             await self.client.aio.caches.delete(name=name)
         except Exception as exc:  # noqa: BLE001 - it expires on its own
-            if _status(exc) not in _GONE_STATUS:
+            if api_status(exc) not in _GONE_STATUS:
                 logger.warning("could not delete Gemini context cache {}: {}", name, exc)

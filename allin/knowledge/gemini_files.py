@@ -23,9 +23,9 @@ from typing import Any
 import psycopg
 from loguru import logger
 
-from allin.config import Settings
 from allin.knowledge.pipeline import sha256_file
 from allin.knowledge.sync import key_to_path
+from allin.models.gemini_client import UsesGenaiClient, api_status
 from allin.models.retry import model_retrying
 
 # A file expiring sooner than this is replaced rather than referenced: a turn (and the model
@@ -67,29 +67,12 @@ def upload_mime(mime: str | None) -> str:
     raise FileUnsupported(f"no Gemini file type for {mime or 'an unknown type'}")
 
 
-def _status(exc: BaseException) -> int | None:
-    code = getattr(exc, "code", None)
-    return code if isinstance(code, int) else None
-
-
 def _lock_key(document_id: Any) -> str:
     return f"allin-gemini-file:{document_id}"
 
 
-class GeminiFiles:
+class GeminiFiles(UsesGenaiClient):
     """Uploads and tracks documents' Gemini files; built once per process, client made on first use."""
-
-    def __init__(self, settings: Settings, *, client: Any = None) -> None:
-        self._settings = settings
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from allin.models.gemini_client import make_genai_client
-
-            self._client = make_genai_client(self._settings)
-        return self._client
 
     async def ensure_uploaded(self, conn: psycopg.AsyncConnection, document_id: Any) -> FileRef:
         """The document's live file, uploading it first when needed (at most once at a time per document).
@@ -130,7 +113,7 @@ class GeminiFiles:
                 with attempt:
                     await self.client.aio.files.delete(name=name)
         except Exception as exc:
-            if _status(exc) in _GONE_STATUS:
+            if api_status(exc) in _GONE_STATUS:
                 return False
             raise
         logger.info("deleted Gemini file {}", name)
@@ -167,7 +150,7 @@ class GeminiFiles:
                 with attempt:
                     file = await self.client.aio.files.get(name=name)
         except Exception as exc:
-            if _status(exc) in _GONE_STATUS:
+            if api_status(exc) in _GONE_STATUS:
                 logger.info("Gemini file {} is gone; uploading again", name)
                 return False
             raise

@@ -145,15 +145,21 @@ def build_turn_message(ctx: TurnContext) -> str:
             parts += [_element("code", run.code), _element("stdout", run.stdout), _element("stderr", run.stderr)]
             parts += [_element("message", run.message), "</code_result>"]
         parts.append("</code_results>")
+    parts += _memories_and_attachments(ctx)
+    parts.append("</context>")
+    parts.append(_element("question", ctx.question))
+    return "\n".join(parts)
+
+
+def _memories_and_attachments(ctx: TurnContext) -> list[str]:
+    parts: list[str] = []
     if ctx.memories:
         parts += ["<memories>", *(_element("memory", m) for m in ctx.memories), "</memories>"]
     if ctx.attachments:
         parts.append("<attachments>")
         parts += [_element("attachment", a, n=i) for i, a in enumerate(ctx.attachments, 1)]
         parts.append("</attachments>")
-    parts.append("</context>")
-    parts.append(_element("question", ctx.question))
-    return "\n".join(parts)
+    return parts
 
 
 # --- parse ---------------------------------------------------------------------------
@@ -262,12 +268,7 @@ def build_files_turn_content(ctx: TurnContext, files: list[AttachedFile], instru
              "<documents>"]
     parts += [f"<document{_attrs(n=f.n, document_id=f.document_id, title=f.title, file=f.file)}/>" for f in files]
     parts.append("</documents>")
-    if ctx.memories:
-        parts += ["<memories>", *(_element("memory", m) for m in ctx.memories), "</memories>"]
-    if ctx.attachments:
-        parts.append("<attachments>")
-        parts += [_element("attachment", a, n=i) for i, a in enumerate(ctx.attachments, 1)]
-        parts.append("</attachments>")
+    parts += _memories_and_attachments(ctx)
     parts += ["</context>", _element("question", ctx.question)]
     blocks.append({"type": "text", "text": "\n".join(parts)})
     return blocks

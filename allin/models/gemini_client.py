@@ -18,3 +18,23 @@ def make_genai_client(settings: Settings) -> Any:
         timeout=int(settings.model_timeout_s * 1000),
     ) if settings.google_gemini_base_url else types.HttpOptions(timeout=int(settings.model_timeout_s * 1000))
     return genai.Client(api_key=settings.google_api_key.get_secret_value(), http_options=options)
+
+
+def api_status(exc: BaseException) -> int | None:
+    """The HTTP status of a google-genai APIError (None for other errors)."""
+    code = getattr(exc, "code", None)
+    return code if isinstance(code, int) else None
+
+
+class UsesGenaiClient:
+    """Holds the settings and makes the google-genai client on first use (or takes one, in tests)."""
+
+    def __init__(self, settings: Settings, *, client: Any = None) -> None:
+        self._settings = settings
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = make_genai_client(self._settings)
+        return self._client

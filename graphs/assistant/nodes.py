@@ -12,6 +12,7 @@ from langgraph.runtime import Runtime
 from allin.models.context import (AttachedFile, CodeRun, Passage, TurnContext, build_files_turn_content,
                                   build_turn_message)
 from allin.models.errors import is_transient_model_error
+from allin.models.gemini_client import api_status
 from allin.models.retry import model_retrying
 from allin.prompts import file_prompt
 from graphs.assistant.context import Context
@@ -99,7 +100,7 @@ def make_nodes(deps: AssistantDeps):
             try:
                 answer = await _stream_answer(deps, [*history, HumanMessage(turn[-1:])], cached_content=cache)
             except Exception as exc:
-                if (getattr(exc, "code", None) or getattr(exc.__cause__, "code", None)) not in (403, 404):
+                if (api_status(exc) or (exc.__cause__ and api_status(exc.__cause__))) not in (403, 404):
                     raise
                 await deps.forget_files_cache(cache)  # gone early: answer without it, a new one next turn
         if answer is None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,13 +23,12 @@ from tests.conftest import (
     LiveServer,
     TestUser,
     Users,
-    _wait_port,
     _with_db,
     create_database,
     drop_database,
+    serve_in_thread,
     short_tmpdir,
 )
-from tests.support.pg import free_port
 
 
 @dataclass
@@ -100,23 +97,6 @@ def fuzz_seeded(fuzz_env) -> Seeded:
 @pytest.fixture(scope="module")
 def fuzz_server(fuzz_env) -> Iterator[LiveServer]:
     """The real app (lifespan on) under uvicorn in a thread, for the whole module."""
-    import uvicorn
-
-    from api.app import create_app
-
-    settings = fuzz_env[0]
-    port = free_port()
-    settings = settings.model_copy(update={"port": port})
-    application = create_app(settings)
-    config = uvicorn.Config(application, host="127.0.0.1", port=port, log_config=None, access_log=False,
-                            lifespan="on", ws_max_size=settings.ws_max_frame_kb * 1024)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    _wait_port(port)
-    while not server.started:
-        time.sleep(0.02)
-    yield LiveServer(url=f"http://127.0.0.1:{port}", port=port, app=application)
-    server.should_exit = True
-    thread.join(15)
+    with serve_in_thread(fuzz_env[0]) as server:
+        yield server
 

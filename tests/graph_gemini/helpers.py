@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-
-
-async def recv_json(ws, timeout: float = 30) -> dict:
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+from tests.support import ws_client
+from tests.support.ws_client import recv_json  # noqa: F401 - re-exported for these tests
 
 
 async def hello(ws, token: str, chat_id: str | None = None) -> dict:
-    frame = {"type": "hello", "token": token} | ({"chat_id": chat_id} if chat_id else {})
-    await ws.send(json.dumps(frame))
-    ready = await recv_json(ws)
+    ready = await ws_client.hello(ws, token, chat_id=chat_id)
     assert ready["type"] == "ready", ready
     return ready
 
 
 async def ask(ws, text: str, frame_id: str = "q", timeout: float = 60) -> list[dict]:
     """Send a text turn; the frames answering it, up to turn_complete or error."""
-    await ws.send(json.dumps({"type": "text", "text": text, "id": frame_id}))
-    frames = []
-    while True:
-        frame = await recv_json(ws, timeout)
-        frames.append(frame)
-        if frame["type"] in ("turn_complete", "error"):
-            return frames
+    return await ws_client.ask(ws, text, frame_id=frame_id, timeout=timeout)
 
 
 def of(frames: list[dict], kind: str) -> list[dict]:

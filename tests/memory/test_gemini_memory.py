@@ -50,7 +50,8 @@ def extraction_requests(fake) -> list:
 AFTER_TURN_REPLY = Json({"title": "Payments Team", "topics": ["payments"], "memory": [{"id": "0", "text": FACT}]})
 
 
-async def test_gemini_extracts_the_fact_and_the_next_chat_is_answered_with_it(live_server, users, fake_gemini):
+async def tell_the_team(live_server, users, fake_gemini) -> None:
+    """Alice says which team she is on, in a chat of her own (the fact Gemini then extracts)."""
     fake_gemini.enqueue(route("chat"))
     fake_gemini.enqueue(Text("Nice to meet you!"))
     fake_gemini.enqueue(AFTER_TURN_REPLY)
@@ -58,6 +59,10 @@ async def test_gemini_extracts_the_fact_and_the_next_chat_is_answered_with_it(li
     async with websockets.connect(live_server.ws_url) as ws:
         await hello(ws, users.alice.token)
         await ask(ws, "Hi, I'm on the payments team and I just joined.")
+
+
+async def test_gemini_extracts_the_fact_and_the_next_chat_is_answered_with_it(live_server, users, fake_gemini):
+    await tell_the_team(live_server, users, fake_gemini)
     [item] = await memories_of(live_server.url, users.alice.headers)
     assert item["text"] == FACT
 
@@ -113,13 +118,7 @@ async def test_a_live_voice_conversation_knows_the_user_and_is_remembered_too(li
     from tests.fake_gemini.script import Audio
     from tests.voice_ws.conftest import Heard, send_speech, until
 
-    fake_gemini.enqueue(route("chat"))
-    fake_gemini.enqueue(Text("Nice to meet you!"))
-    fake_gemini.enqueue(AFTER_TURN_REPLY)
-    fake_gemini.enqueue(AFTER_TURN_REPLY)
-    async with websockets.connect(live_server.ws_url) as ws:
-        await hello(ws, users.alice.token)
-        await ask(ws, "Hi, I'm on the payments team and I just joined.")
+    await tell_the_team(live_server, users, fake_gemini)
     await memories_of(live_server.url, users.alice.headers)
     extractions = len(extraction_requests(fake_gemini))
 
