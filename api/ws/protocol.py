@@ -65,6 +65,21 @@ class FrameError(ValueError):
         self.code, self.message, self.frame_id = code, message, frame_id
 
 
+def _reply_id(value: Any) -> str | None:
+    """The frame's id to answer an error with; None when it cannot be sent back as UTF-8 text.
+
+    JSON escapes can spell a lone surrogate ("\\ud800"), which no text frame can carry back:
+    echoing it would fail the send and close the socket with 1011.
+    """
+    if not isinstance(value, str):
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return value
+
+
 def parse_client_frame(raw: str) -> Hello | Text | Audio | AudioEnd | Interrupt | Ping:
     """Parse one JSON text frame, or raise FrameError naming the problem."""
     try:
@@ -74,7 +89,7 @@ def parse_client_frame(raw: str) -> Hello | Text | Audio | AudioEnd | Interrupt 
         raise FrameError("bad_json", "frame is not valid JSON") from None
     if not isinstance(data, dict):
         raise FrameError("bad_frame", "frame must be a JSON object")
-    frame_id = data.get("id") if isinstance(data.get("id"), str) else None
+    frame_id = _reply_id(data.get("id"))
     kind = data.get("type")
     if not isinstance(kind, str):
         raise FrameError("bad_frame", "frame needs a string 'type'", frame_id)

@@ -243,7 +243,11 @@ async def test_speaking_over_the_answer_barges_in(live_server: LiveServer, users
     finals = heard.of("transcript", role="user", final=True)
     assert len(finals) == 2 and finals[0].get("reply_to") == "q1"
     assert word_recall(SECOND, finals[1]["text"]) >= 0.7
-    assert len(heard.of("message")) == 2
+    messages = heard.of("message")
+    assert messages and messages[-1].get("reply_to") == "q2", messages
+    # The first answer was either written out before the user spoke over it (speech can start on
+    # its first sentence, before the whole text is out) or stopped there, and then said so.
+    assert len(messages) == 2 or heard.of("turn_complete", status="interrupted"), heard.order
 
 
 async def test_text_and_voice_turns_share_the_chat_and_the_graph_thread(

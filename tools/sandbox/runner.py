@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from loguru import logger
+
 from . import uids
 from ._constants import LAUNCHER_FAILED, LAUNCHER_MARKER
 from .backends import FD_PLACEHOLDER, Launch
@@ -189,7 +191,8 @@ async def _sweep(launch: Launch, pid: int, by_uid: bool) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
     if by_uid and launch.sweep_uid is not None and os.geteuid() == 0:
-        await asyncio.to_thread(uids.kill_uid, launch.sweep_uid)
+        if left := await asyncio.to_thread(uids.kill_uid, launch.sweep_uid):
+            logger.warning("sandbox uid {} still has {} processes after the sweep", launch.sweep_uid, left)
 
 
 def remove_tree(path: Path) -> None:

@@ -84,21 +84,25 @@ def pids_of_uid(uid: int) -> list[int]:
     return [pid for pid, owner in live_processes() if owner == uid]
 
 
-def kill_uid(uid: int, attempts: int = 20) -> int:
+def kill_uid(uid: int, within_s: float = 5.0) -> int:
     """SIGKILL every process of `uid` until none is left; returns how many were left after.
 
     Blocking (reads /proc): call it through `asyncio.to_thread`. A process that is
-    forking while we kill may add a child after the scan, hence the loop; the
-    process limit bounds how many there can be.
+    forking while we kill may add a child after the scan, hence the loop. A killed
+    process stays listed until the kernel has torn it down, which for a few hundred
+    processes of a fork bomb on a busy machine can take longer than a few scans: the
+    loop runs until /proc shows none, within `within_s`.
     """
     if uid == 0 or uid == os.getuid():
         raise ValueError("refusing to kill every process of our own uid or root")
-    for _ in range(attempts):
-        pids = pids_of_uid(uid)
-        if not pids:
-            return 0
+    deadline = time.monotonic() + within_s
+    pause = 0.005
+    while pids := pids_of_uid(uid):
+        if time.monotonic() > deadline:
+            return len(pids)
         for pid in pids:
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        time.sleep(0.01)
-    return len(pids_of_uid(uid))
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
+    return 0
