@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     # --- voice ---
     voice_vad: Literal["silero", "energy"] = "silero"
     voice_end_silence_ms: int = Field(default=600, ge=100, le=5000)
+    voice_early_stt_ms: int = Field(default=150, ge=0, le=5000, description=(
+        "Silence after speech that starts transcribing before the utterance ends (0: off). Saves the "
+        "transcription time when the user has finished; costs one wasted transcription per mid-sentence pause."))
     voice_max_utterance_s: float = Field(default=30.0, gt=1, le=120)
     voice_stt_threads: int = Field(default=2, ge=1, le=16)
     voice_stt_prompt: str = Field(default="Allin, Team 8, pull request, code review, onboarding.", max_length=500)

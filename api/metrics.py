@@ -33,5 +33,9 @@ class Metrics:
         self.model_errors = Counter("allin_model_errors_total", "Model call errors", ["provider", "kind"], registry=r)
         self.ingest_jobs = Counter("allin_ingest_jobs_total", "Knowledge sync jobs", ["status"], registry=r)
         self.ingest_files = Counter("allin_ingest_files_total", "Knowledge files processed", ["result"], registry=r)
+        self.voice_early_stt = Counter(
+            "allin_voice_early_stt_total", "Transcriptions started before an utterance ended, by what became of them",
+            ["result"], registry=r,
+        )
         self.db_up = Gauge("allin_database_up", "1 when the database answers", registry=r)
         self.db_pool_size = Gauge("allin_db_pool_connections", "Pool connections", ["state"], registry=r)

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 MINILM_NAME = "minilm-l6-v2-int8"
 MINILM_DIM = 384
 MINILM_MAX_TOKENS = 256
+QUERY_CACHE_SIZE = 1024  # recent questions whose vectors are kept (1.5 KB each)
 MINILM_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 GEMINI_MAX_DIM = 2000  # pgvector's HNSW index stops at 2,000 dimensions
@@ -102,6 +103,9 @@ class LocalMiniLM:
         self._session: Any = None
         self._tokenizer: Any = None
         self._feeds_token_types = False
+        # One turn embeds its question in classify, retrieve and synthesize (and a voice turn once more
+        # for memory): ~10 ms each on a free core, several times that on a busy one.
+        self._query_vectors = functools.lru_cache(maxsize=QUERY_CACHE_SIZE)(self._embed_one)
         self._lock = threading.Lock()
 
     def _load(self) -> None:
@@ -154,6 +158,9 @@ class LocalMiniLM:
         return out
 
     def embed_query(self, text: str) -> np.ndarray:
+        return self._query_vectors(text).copy()  # a copy: callers may scale it in place
+
+    def _embed_one(self, text: str) -> np.ndarray:
         return self.embed([text])[0]
 
     def _encode(self, texts: list[str]) -> np.ndarray:

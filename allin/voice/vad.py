@@ -22,6 +22,7 @@ import math
 import os
 import threading
 from collections import deque
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import numpy as np
@@ -161,6 +162,24 @@ def make_detector(kind: DetectorName = "silero") -> SpeechDetector:
     raise ValueError(f"unknown VAD detector {kind!r}; use 'silero' or 'energy'")
 
 
+@dataclass(frozen=True, slots=True)
+class EarlyCut:
+    """The open utterance as it stands after a short silence: transcribable before it has ended.
+
+    If the user says nothing more, the utterance that later closes (by VAD or
+    `audio_end`) is this audio plus at most `slack` bytes of the same silence,
+    so a transcript of this audio is a transcript of that utterance.
+    """
+
+    audio: bytes
+    slack: int
+    speech_seen: int  # Utterances.speech_seen when cut: any speech heard since voids the cut
+
+    def matches(self, utterance: bytes, vad: "Utterances") -> bool:
+        return (vad.speech_seen == self.speech_seen and 0 <= len(utterance) - len(self.audio) <= self.slack
+                and utterance.startswith(self.audio))
+
+
 class Utterances:
     """Feed PCM16 16 kHz mono as it arrives; get back each utterance once it has ended.
 
@@ -192,6 +211,8 @@ class Utterances:
         self._flush_min_speech = frames(flush_min_speech_ms)
         self._pre_roll: deque[bytes] = deque(maxlen=frames(pre_roll_ms))
         self._pending = bytearray()
+        self._frames_for = frames
+        self.speech_seen = 0  # speech frames heard since this object was made (never reset)
         self._reset_utterance()
 
     def _reset_utterance(self) -> None:
@@ -241,6 +262,7 @@ class Utterances:
             self._pre_roll.clear()
         self._frames.append(frame)
         if is_speech:
+            self.speech_seen += 1
             self._speech_frames += 1
             self._last_speech = len(self._frames) - 1
             self._silence_run = 0
@@ -262,6 +284,22 @@ class Utterances:
         if speech < min_speech or last < 0:
             return None
         return b"".join(frames[:end])
+
+    def early_cut(self, silence_ms: int) -> EarlyCut | None:
+        """The open utterance once `silence_ms` of silence has followed its speech, else None.
+
+        What `_close` or `flush` would return if the user stopped here (the same
+        trimming), so a caller can start transcribing during the rest of the
+        end-of-utterance silence instead of after it.
+        """
+        if not self._frames or self._last_speech < 0 or self._speech_frames < self._flush_min_speech:
+            return None
+        if self._silence_run < self._frames_for(silence_ms):
+            return None
+        end = min(len(self._frames), self._last_speech + 1 + self._keep_silence)
+        still_to_come = self._last_speech + 1 + self._keep_silence - end  # frames a close may still keep
+        step = self.frame_samples * 2
+        return EarlyCut(b"".join(self._frames[:end]), (still_to_come + 1) * step, self.speech_seen)
 
     def flush(self) -> bytes | None:
         """The client said `audio_end`: return the open utterance (if it held any real speech) and reset.

@@ -81,6 +81,7 @@ class VoiceHandler:
         self.options = options or VoiceOptions(
             vad=settings.voice_vad,
             end_silence_ms=settings.voice_end_silence_ms,
+            early_stt_ms=settings.voice_early_stt_ms,
             max_utterance_s=settings.voice_max_utterance_s,
         )
         self.speech = speech or shared_local_speech(
@@ -97,7 +98,9 @@ class VoiceHandler:
             if live_bridge_available():
                 return self._live_session(link)
             logger.warning("GOOGLE_API_KEY is set but the Gemini Live bridge is missing: using local speech")
-        return VoiceSession(link, speech=self.speech, storage=self.storage, options=self.options)
+        early_stt = self.res.metrics.voice_early_stt
+        return VoiceSession(link, speech=self.speech, storage=self.storage, options=self.options,
+                            on_early_stt=lambda result: early_stt.labels(result=result).inc())
 
     def _live_session(self, link: ConnectionLink) -> LiveVoiceSession:
         res = self.res

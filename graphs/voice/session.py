@@ -8,6 +8,12 @@ same history and graph thread as typed ones. The answer's tokens feed a
 sentence splitter; speech starts on the first complete sentence while the
 rest is still being written. Speaking while Allin speaks (or `interrupt`)
 stops the audio at once and cancels a turn that is still generating.
+
+Transcription starts early: once `early_stt_ms` of silence follows speech,
+the utterance so far is transcribed while the rest of the end-of-utterance
+silence (or the client's `audio_end`) is still to come. If the user says
+nothing more, that transcript is the utterance's; if they go on, it is
+dropped and the whole utterance is transcribed when it ends.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from loguru import logger
@@ -22,9 +29,9 @@ from loguru import logger
 from allin.storage import Storage
 from allin.voice.audio import INPUT_RATE, AudioError, wav_bytes
 from allin.voice.local import LocalSpeech
-from allin.voice.stt import STTUnavailable
+from allin.voice.stt import STTUnavailable, Transcript
 from allin.voice.tts import TTSUnavailable
-from allin.voice.vad import Utterances
+from allin.voice.vad import EarlyCut, Utterances
 from graphs.voice.link import VoiceLink
 from graphs.voice.sentences import SentenceStream
 from graphs.voice.speaker import Speaker
@@ -36,6 +43,7 @@ class VoiceOptions:
 
     vad: str = "silero"
     end_silence_ms: int = 600
+    early_stt_ms: int = 150  # silence after speech that starts a transcription (0: only when it ends)
     max_utterance_s: float = 30.0
     max_frame_s: float = 5.0  # one client audio frame; streaming clients send 20-100 ms
     playback_lead_s: float = 1.0  # how far audio may run ahead of the listener's playback
@@ -63,6 +71,7 @@ class _Reply:
     spoken_turn: uuid.UUID | None = None
     answer_key: str | None = None
     sentences: list[str] = field(default_factory=list)
+    early: asyncio.Task[Transcript] | None = None  # a transcription started before the utterance ended
 
     @property
     def active(self) -> bool:
@@ -71,8 +80,9 @@ class _Reply:
 
 class VoiceSession:
     def __init__(self, link: VoiceLink, *, speech: LocalSpeech, storage: Storage,
-                 options: VoiceOptions | None = None) -> None:
+                 options: VoiceOptions | None = None, on_early_stt: Callable[[str], None] | None = None) -> None:
         self.link = link
+        self.on_early_stt = on_early_stt  # told "used" or "dropped" for each early transcription (metrics)
         self.speech = speech
         self.storage = storage
         self.options = options or VoiceOptions()
@@ -84,6 +94,7 @@ class VoiceSession:
         self._heard = False  # an utterance was taken since the last audio_end
         self._carry = b""  # an utterance cut short by the user going on talking: heard again with the rest
         self._reply = _Reply()
+        self._early: tuple[EarlyCut, asyncio.Task[Transcript]] | None = None
         self.closed = False
 
     @staticmethod
@@ -120,6 +131,8 @@ class VoiceSession:
             await self.barge_in()
         for utterance in done:
             await self._take(utterance, None)
+        if not done and self.options.early_stt_ms:
+            self._start_early_stt()
         if self._vad.open_s > self.options.max_utterance_s:
             self._vad.discard()
             if not self._dropping:
@@ -142,9 +155,46 @@ class VoiceSession:
             await self.link.error("no_speech", "no speech was heard before audio_end (silence or noise only); "
                                                "check the microphone and speak, then send audio_end", frame_id)
 
+    def _start_early_stt(self) -> None:
+        assert self._vad is not None
+        cut = self._vad.early_cut(self.options.early_stt_ms)
+        if cut is None or self._dropping:
+            return
+        if self._early is not None:
+            if self._early[0].speech_seen == cut.speech_seen:
+                return  # already transcribing this speech
+            self._drop_early()  # the user went on: that transcript is stale
+        task = asyncio.create_task(self.speech.atranscribe(cut.audio), name="voice-early-stt")
+        # A dropped early run's error (say, bad audio) is reported by the run that replaces it, not logged here.
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        self._early = (cut, task)
+
+    def _early_transcript(self, utterance: bytes) -> asyncio.Task[Transcript] | None:
+        """The early transcription of exactly this utterance, if one was started."""
+        if self._early is None:
+            return None
+        cut, task = self._early
+        if self._vad is None or not cut.matches(utterance, self._vad):
+            self._drop_early()
+            return None
+        self._early = None
+        self._count_early("used")
+        return task
+
+    def _drop_early(self) -> None:
+        if self._early is not None:
+            self._early[1].cancel()
+            self._early = None
+            self._count_early("dropped")
+
+    def _count_early(self, result: str) -> None:
+        if self.on_early_stt is not None:
+            self.on_early_stt(result)
+
     async def _take(self, utterance: bytes, frame_id: str | None) -> None:
         if self._dropping:
             self._dropping = False  # the tail of the over-long utterance ended: listen again
+            self._drop_early()
             return
         self._heard = True
         if self._reply.active:
@@ -153,8 +203,8 @@ class VoiceSession:
             joined = self._carry + utterance
             self._carry = b""
             if len(joined) <= self.options.max_utterance_s * INPUT_RATE * 2:
-                utterance = joined
-        reply = _Reply(pcm=utterance)
+                utterance = joined  # an early transcript of the second part alone no longer matches
+        reply = _Reply(pcm=utterance, early=self._early_transcript(utterance))
         self._reply = reply
         reply.task = asyncio.create_task(self._answer(reply, utterance, frame_id), name="voice-reply")
 
@@ -195,6 +245,7 @@ class VoiceSession:
     async def close(self) -> None:
         """The socket closed: stop speaking; a running turn still completes and is stored."""
         self.closed = True
+        self._drop_early()
         reply = self._reply
         if reply.speaker is not None:
             reply.speaker.stop()
@@ -226,7 +277,10 @@ class VoiceSession:
                 await self.link.send({"type": "transcript", "role": "user", "text": text, "final": False})
 
         try:
-            result = await self.speech.atranscribe(pcm, on_partial=partial)
+            if reply.early is not None:
+                result = await reply.early  # started during the closing silence: often done already
+            else:
+                result = await self.speech.atranscribe(pcm, on_partial=partial)
         except AudioError as exc:
             code = "utterance_too_long" if exc.code == "too_long" else "bad_audio"
             await self.link.error(code, exc.message, frame_id)

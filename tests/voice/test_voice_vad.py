@@ -133,3 +133,39 @@ def test_energy_floor_follows_the_room() -> None:
     assert det.floor_dbfs == pytest.approx(-40, abs=2)
     loud = frames * 10 ** (25 / 20)  # 25 dB above the floor
     assert det.classify(loud[:5]).all()
+
+
+@pytest.mark.parametrize("detector", DETECTORS)
+@pytest.mark.parametrize("end", ["vad", "flush_soon", "flush_late"])
+def test_an_early_cut_is_the_utterance_that_later_ends(say: Callable[[str], bytes], detector: str, end: str) -> None:
+    """Transcribing the early cut must be transcribing the utterance: same audio, bar trailing silence."""
+    speech = trimmed(say(FIRST))
+    vad = Utterances(detector=detector)  # type: ignore[arg-type]
+    assert feed_in_chunks(vad, silence(0.3) + speech, 640) == []
+    assert vad.early_cut(150) is None  # still speaking
+    feed_in_chunks(vad, silence(0.2), 640)
+    cut = vad.early_cut(150)
+    assert cut is not None and len(cut.audio) > 0.8 * len(speech)
+    # The user says nothing more: the utterance is the cut plus some of the same silence.
+    if end == "vad":
+        utterance = feed_in_chunks(vad, silence(1.0), 640)[0]
+    else:
+        feed_in_chunks(vad, silence(0.05 if end == "flush_soon" else 0.3), 640)  # under end_silence_ms
+        utterance = vad.flush()
+    assert utterance is not None and len(utterance) >= len(cut.audio)
+    assert cut.matches(utterance, vad)
+
+
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_an_early_cut_is_void_once_the_user_goes_on(say: Callable[[str], bytes], detector: str) -> None:
+    vad = Utterances(detector=detector)  # type: ignore[arg-type]
+    feed_in_chunks(vad, silence(0.3) + trimmed(say(FIRST)) + silence(0.25), 640)
+    cut = vad.early_cut(150)
+    assert cut is not None
+    feed_in_chunks(vad, trimmed(say(SECOND)) + silence(0.1), 640)  # a pause shorter than the end of an utterance
+    later = vad.early_cut(50)
+    assert later is not None and later.speech_seen > cut.speech_seen
+    utterance = vad.flush()
+    assert utterance is not None and utterance.startswith(cut.audio)
+    assert not cut.matches(utterance, vad)  # it holds more speech than the cut
+    assert later.matches(utterance, vad)

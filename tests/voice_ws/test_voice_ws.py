@@ -286,3 +286,40 @@ async def test_a_pause_mid_question_does_not_split_it(live_server: LiveServer, u
     assert len(finals) == 1 and finals[0]["reply_to"] == "q"
     assert word_recall("Who are you and what can you do?", finals[0]["text"]) >= 0.7, finals[0]["text"]
     assert len(heard.of("message")) == 1 and not heard.of("error")
+
+
+def early_stt(live_server: LiveServer, result: str) -> float:
+    registry = live_server.app.state.res.metrics.registry
+    return registry.get_sample_value("allin_voice_early_stt_total", {"result": result}) or 0.0
+
+
+def trim_silence(pcm: bytes) -> bytes:
+    """The TTS's speech without the silence it pads its audio with."""
+    import numpy as np
+
+    samples = np.frombuffer(pcm, "<i2")
+    return pcm[: 2 * (int(np.nonzero(np.abs(samples) > 100)[0][-1]) + 1)]
+
+
+async def test_transcription_starts_in_the_closing_silence_and_is_used(live_server: LiveServer, users, say):
+    fast_playback(live_server)
+    used, dropped = early_stt(live_server, "used"), early_stt(live_server, "dropped")
+    speech = trim_silence(say(IDENTITY)) + bytes(2 * 16_000 * 3 // 10)  # 300 ms of silence, then audio_end
+    _, heard = await ask(live_server, users, speech, end_id="q")
+    final = heard.of("transcript", role="user", final=True)
+    assert len(final) == 1 and word_recall(IDENTITY, final[0]["text"]) >= 0.7, final
+    assert "Team 8" in heard.of("message")[0]["content"]
+    assert (early_stt(live_server, "used"), early_stt(live_server, "dropped")) == (used + 1, dropped)
+
+
+async def test_an_early_transcript_is_dropped_when_the_user_goes_on(live_server: LiveServer, users, say):
+    """A pause inside a question starts a transcription; the words after it must still be heard."""
+    fast_playback(live_server)
+    dropped = early_stt(live_server, "dropped")
+    pause = bytes(2 * 16_000 * 3 // 10)  # long enough to start one, shorter than the end of an utterance
+    speech = trim_silence(say("Who are you?")) + pause + trim_silence(say(SECOND)) + pause
+    _, heard = await ask(live_server, users, speech, end_id="q")
+    final = heard.of("transcript", role="user", final=True)
+    assert len(final) == 1, final
+    assert word_recall("Who are you? " + SECOND, final[0]["text"]) >= 0.7, final
+    assert early_stt(live_server, "dropped") >= dropped + 1
