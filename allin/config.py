@@ -85,7 +85,11 @@ class Settings(BaseSettings):
     retrieval_mode: RetrievalMode = "chunks"
     top_k: int = Field(default=6, ge=1, le=50)
     history_max_tokens: int = Field(default=6000, ge=500, le=1_000_000)
-    langgraph_durability: Literal["sync", "async", "exit"] = "sync"
+    # "exit": one checkpoint per turn, when the run ends (also when it fails or is cancelled). The
+    # question is in chat_turns before the graph starts, and a turn a crash cut short is answered
+    # "interrupted", never resumed, so per-node checkpoints would cost 2.5x the CPU for nothing
+    # (bench/turn_overhead.py). "sync" checkpoints after every node, for resuming runs by hand.
+    langgraph_durability: Literal["sync", "async", "exit"] = "exit"
     turn_timeout_s: float = Field(
         default=300, gt=0, le=3600,
         description="A whole turn's limit; a question a crashed server left unanswered gets an "

@@ -8,8 +8,10 @@ The model answers a fixed short text at once (a LangChain fake chat model,
 streamed word by word) and classification, search, memory and prompts are
 trivial in-memory functions, so what is left is the graph: its nodes, the
 runner's stream modes (`messages` + `updates`), and checkpoints written to
-Postgres with the app's durability (`sync`) by an AsyncPostgresSaver on a pool,
-as api/assistant.py builds it. Variants: --durability; --pooled-saver (calls
+Postgres with the app's durability (LANGGRAPH_DURABILITY, `exit`: one checkpoint
+per turn, at its end) by an AsyncPostgresSaver on a pool, as api/assistant.py
+builds it; then, as the baseline in the same run, with `sync` (a checkpoint
+after every node). Variants: --durability; --pooled-saver (calls
 of different chats overlap, graphs/assistant/checkpointer.py); --async-commit
 (the saver's commits skip the WAL flush wait).
 
@@ -59,6 +61,7 @@ sys.path.insert(0, str(REPO))
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel  # noqa: E402
 from langchain_core.messages import AIMessage, HumanMessage  # noqa: E402
 
+from allin.config import Settings  # noqa: E402
 from allin.models.context import Passage  # noqa: E402
 from allin.prompts import Prompt, file_prompt  # noqa: E402
 from graphs.assistant.context import Context  # noqa: E402
@@ -311,7 +314,9 @@ async def main() -> int:
     parser.add_argument("--threads", type=int, default=30)
     parser.add_argument("--dev-turns", type=int, default=90, help="turns through langgraph dev")
     parser.add_argument("--no-dev", action="store_true", help="skip the langgraph dev measurement")
-    parser.add_argument("--durability", choices=["sync", "async", "exit"], default="sync")
+    parser.add_argument("--durability", choices=["sync", "async", "exit"],
+                        default=Settings.model_fields["langgraph_durability"].default)
+    parser.add_argument("--no-baseline", action="store_true", help="skip the durability=sync baseline run")
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     parser.add_argument("--fast-pg", action="store_true", help="own Postgres with fsync/synchronous_commit off")
     # Defaults are the app's (CHECKPOINT_ASYNC_COMMIT=true, api/assistant.py's pooled saver);
@@ -336,6 +341,10 @@ async def main() -> int:
     try:
         direct = await run_direct(url, args.turns, args.threads, args.durability, args.profile, args.async_commit,
                                   args.pooled_saver)
+        baseline = None
+        if args.durability != "sync" and not args.no_baseline:
+            baseline = await run_direct(url, args.turns, args.threads, "sync", None, args.async_commit,
+                                        args.pooled_saver)
     finally:
         if cluster is not None:
             cluster.stop("fast")
@@ -344,6 +353,11 @@ async def main() -> int:
     p50, p95 = percentile(direct.latencies, 0.5) * 1000, percentile(direct.latencies, 0.95) * 1000
     ok = p50 <= TARGET_P50_MS and p95 <= TARGET_P95_MS
     print(f"target p50 <= {TARGET_P50_MS} ms, p95 <= {TARGET_P95_MS} ms: {'met' if ok else 'MISSED'}")
+    if baseline is not None:
+        print(f"baseline, durability=sync (a checkpoint per node): {baseline.line()}")
+        b50 = percentile(baseline.latencies, 0.5) * 1000
+        print(f"ratio p50 sync / {args.durability}: {b50 / p50:.2f}x; CPU per turn "
+              f"{baseline.cpu_per_turn / direct.cpu_per_turn:.2f}x")
 
     if not args.no_dev:
         dev = await run_dev(args.dev_turns, min(args.threads, args.dev_turns))
