@@ -65,8 +65,11 @@ async def remember_turn_of(res: Resources, memory: MemoryStore, chat: dict, resu
     if getattr(result, "status", "complete") != "complete" or res.pool is None:
         return
     user_id = chat["user_id"]
-    async with res.pool.connection() as conn:
-        question = await chat_store.get_turn(conn, user_id, result.user_turn_id)
-    if question is None or not question.get("content"):
+    question = getattr(result, "question", "")
+    if not question:  # a result made elsewhere: read the stored words
+        async with res.pool.connection() as conn:
+            turn = await chat_store.get_turn(conn, user_id, result.user_turn_id)
+        question = (turn or {}).get("content") or ""
+    if not question:
         return
-    memory.remember_later(user_id, question["content"], result.content or "", turn_id=result.user_turn_id)
+    memory.remember_later(user_id, question, result.content or "", turn_id=result.user_turn_id)

@@ -24,18 +24,22 @@ async def maybe_title_chat(pool: AsyncConnectionPool, settings: Any, chat: dict,
     """Name the chat from this exchange if it is still automatically named and this is an early question."""
     user_id, chat_id = chat["user_id"], chat["id"]
     async with pool.connection() as conn:
-        current = await store.get_chat(conn, user_id, chat_id)
-        question = await store.get_turn(conn, user_id, result.user_turn_id)
-        if current is None or question is None or not current["title_auto"]:
-            return False
+        # One round trip: the chat's naming state and which of its questions this one is.
         cur = await conn.execute(
-            "SELECT count(*) AS n FROM chat_turns WHERE chat_id = %s AND user_id = %s AND role = 'user' AND seq <= %s",
-            (chat_id, user_id, question["seq"]),
+            """SELECT c.title, c.title_auto, q.content,
+                      (SELECT count(*) FROM chat_turns t WHERE t.chat_id = c.id AND t.user_id = c.user_id
+                          AND t.role = 'user' AND t.seq <= q.seq) AS nth
+               FROM chats c JOIN chat_turns q ON q.id = %s AND q.chat_id = c.id
+               WHERE c.id = %s AND c.user_id = %s""",
+            (result.user_turn_id, chat_id, user_id),
         )
-        nth = (await cur.fetchone())["n"]
+        current = await cur.fetchone()
+    if current is None or not current["title_auto"]:
+        return False
+    nth = current["nth"]
     if not (nth == 1 or (nth <= TITLE_WITHIN_QUESTIONS and current["title"] == store.DEFAULT_TITLE)):
         return False
-    named = await title_and_topics(settings, question["content"], result.content or "")
+    named = await title_and_topics(settings, current["content"], result.content or "")
     if named is None:
         return False
     async with pool.connection() as conn:

@@ -53,11 +53,12 @@ async def embed_pending_turns(pool: AsyncConnectionPool, embedder: TextEmbedder,
         raise ValueError(f"embedder returned {vectors.shape[0]} vectors for {len(rows)} texts")
     async with pool.connection() as conn:
         await ensure_vector_types(conn)
-        async with conn.transaction(), conn.cursor() as cur:
-            # `embedding IS NULL` again: a concurrent run may have stored the same vector already.
-            await cur.executemany(
-                "UPDATE chat_turns SET embedding = %s WHERE id = %s AND embedding IS NULL",
-                [(vec, row["id"]) for vec, row in zip(vectors, rows, strict=True)],
-            )
+        # One statement for all of them; `embedding IS NULL` again: a concurrent run may have stored them.
+        await conn.execute(
+            "UPDATE chat_turns t SET embedding = v.embedding"
+            " FROM unnest(%s::uuid[], %s::vector[]) AS v(id, embedding)"
+            " WHERE t.id = v.id AND t.embedding IS NULL",
+            ([row["id"] for row in rows], list(vectors)),
+        )
     logger.debug("embedded {} chat turns", len(rows))
     return len(rows)

@@ -83,20 +83,20 @@ async def add_turn(conn: psycopg.AsyncConnection, *, user_id: UUID | str, chat_i
                    client_id: str | None = None, citations: list | None = None, code: list | None = None,
                    attachments: list | None = None, route: str | None = None, prompt_version: int | None = None,
                    audio_ref: str | None = None, error: str | None = None, turn_id: UUID | None = None) -> dict:
+    # One statement: the chat's updated_at moves with the insert (two round trips per turn fewer).
     cur = await conn.execute(
-        f"""INSERT INTO chat_turns (id, chat_id, user_id, role, content, modality, status, reply_to, client_id,
+        f"""WITH c AS (UPDATE chats SET updated_at = now() WHERE id = %s AND user_id = %s RETURNING id, user_id)
+            INSERT INTO chat_turns (id, chat_id, user_id, role, content, modality, status, reply_to, client_id,
                 citations, code, attachments, route, prompt_version, audio_ref, error)
-            SELECT %s, c.id, c.user_id, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s
-            FROM chats c WHERE c.id = %s AND c.user_id = %s
+            SELECT %s, c.id, c.user_id, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s FROM c
             RETURNING {TURN_COLUMNS}""",
-        (turn_id or uuid.uuid4(), role, content, modality, status, reply_to, client_id, Jsonb(citations or []),
-         Jsonb(code) if code else None, Jsonb(attachments or []), route, prompt_version, audio_ref, error,
-         chat_id, _need(user_id)),
+        (chat_id, _need(user_id), turn_id or uuid.uuid4(), role, content, modality, status, reply_to, client_id,
+         Jsonb(citations or []), Jsonb(code) if code else None, Jsonb(attachments or []), route, prompt_version,
+         audio_ref, error),
     )
     row = await cur.fetchone()
     if row is None:
         raise LookupError("chat not found")
-    await touch_chat(conn, user_id, chat_id)
     return row
 
 

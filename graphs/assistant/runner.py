@@ -52,6 +52,7 @@ class TurnResult:
     prompt_version: int | None = None
     modality: str = "text"
     audio_ref: str | None = None  # the answer's recording (voice turns)
+    question: str = ""  # the user's stored words (after-turn work needs them; saves reading them back)
 
 
 class TurnRunner:
@@ -122,6 +123,7 @@ class TurnRunner:
             return TurnResult(user_turn_id=user_turn_id or uuid.uuid4(), turn_id=turn_id, status="error",
                               content="", error_code=code, modality=modality)
         result = TurnResult(user_turn_id=user_turn["id"], turn_id=turn_id, status="complete", content="",
+                            question=user_turn["content"],
                             modality=modality, audio_ref=answer_audio_ref)
         tokens: list[str] = []
         config = self.config(chat_id, user_id, prompt_version=prompt_version)
