@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from allin.chats.after_turn import after_turn
 from allin.config import Settings, load_settings
 from api import __version__
-from api.assistant import start_assistant, stop_assistant
+from api.assistant import drain_after_turns, start_assistant, stop_assistant
 from api.knowledge_jobs import start_knowledge_jobs, stop_knowledge_jobs
 from api.errors import install_error_handlers
 from api.lifespan import lifespan
@@ -44,7 +44,9 @@ def create_app(settings: Settings | None = None, *, chat_model: Any = None, embe
                                 # titles and turn embeddings after each completed turn (memory chains in front)
                                 on_turn_done=functools.partial(after_turn, app.state.res))
     app.state.on_startup = [start_tracing, start_memory, start_assistant, start_voice, start_knowledge_jobs]
-    app.state.on_shutdown = [stop_assistant, stop_tracing, stop_knowledge_jobs, stop_memory, ws_endpoint.close_all]  # reversed: turns end, then memory drains
+    # Run in reverse: turns end, then their after-turn work, then memory drains.
+    app.state.on_shutdown = [stop_assistant, stop_tracing, stop_knowledge_jobs, stop_memory, drain_after_turns,
+                             ws_endpoint.close_all]
     install_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(

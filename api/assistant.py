@@ -50,6 +50,13 @@ async def sweep_orphaned_turns(res: Resources) -> None:
         await asyncio.sleep(period)
 
 
+async def drain_after_turns(res: Resources) -> None:
+    """Let the last turns' titles, embeddings and memory writes finish (before memory and pools close)."""
+    runner = res.extras.get("runner")
+    if runner is not None:
+        await runner.drain()
+
+
 async def stop_assistant(res: Resources) -> None:
     sweeper = res.extras.pop("orphan_sweeper", None)
     if sweeper is not None:

@@ -17,7 +17,7 @@ from allin.chats import store as chat_store
 from allin.memory import MemoryOptions, MemoryStore, make_memory_store
 from api.state import Resources
 
-AfterTurn = Callable[[dict, Any], Awaitable[None]]
+AfterTurn = Callable[[dict, Any], Awaitable[Any]]  # returns what changed on the chat (a dict) or None
 
 
 async def start_memory(res: Resources) -> None:
@@ -49,13 +49,12 @@ async def stop_memory(res: Resources) -> None:
 def remember_then(res: Resources, memory: MemoryStore, after: AfterTurn | None) -> AfterTurn:
     """The runner's after-turn callback: schedule the memory write, then run `after` (if any)."""
 
-    async def on_turn_done(chat: dict, result: Any) -> None:
+    async def on_turn_done(chat: dict, result: Any) -> Any:
         try:
             await remember_turn_of(res, memory, chat, result)
         except Exception as exc:  # noqa: BLE001 - memory is best effort; titles etc. still run
             logger.warning("could not schedule the memory write: {}", exc)
-        if after is not None:
-            await after(chat, result)
+        return await after(chat, result) if after is not None else None
 
     return on_turn_done
 

@@ -20,8 +20,11 @@ from allin.chats.titles import title_and_topics
 TITLE_WITHIN_QUESTIONS = 3
 
 
-async def maybe_title_chat(pool: AsyncConnectionPool, settings: Any, chat: dict, result: Any) -> bool:
-    """Name the chat from this exchange if it is still automatically named and this is an early question."""
+async def maybe_title_chat(pool: AsyncConnectionPool, settings: Any, chat: dict, result: Any) -> dict | None:
+    """Name the chat from this exchange if it is still automatically named and this is an early question.
+
+    Returns the new {"title", "topics"}, or None when the chat kept its name.
+    """
     user_id, chat_id = chat["user_id"], chat["id"]
     async with pool.connection() as conn:
         # One round trip: the chat's naming state and which of its questions this one is.
@@ -35,15 +38,17 @@ async def maybe_title_chat(pool: AsyncConnectionPool, settings: Any, chat: dict,
         )
         current = await cur.fetchone()
     if current is None or not current["title_auto"]:
-        return False
+        return None
     nth = current["nth"]
     if not (nth == 1 or (nth <= TITLE_WITHIN_QUESTIONS and current["title"] == store.DEFAULT_TITLE)):
-        return False
+        return None
     named = await title_and_topics(settings, current["content"], result.content or "")
     if named is None:
-        return False
+        return None
     async with pool.connection() as conn:
-        return await store.set_auto_title(conn, user_id, chat_id, title=named.title, topics=named.topics)
+        if not await store.set_auto_title(conn, user_id, chat_id, title=named.title, topics=named.topics):
+            return None
+    return {"title": named.title, "topics": list(named.topics)}
 
 
 async def _embedder_of(res: Any) -> TextEmbedder | None:
@@ -59,8 +64,10 @@ async def _embedder_of(res: Any) -> TextEmbedder | None:
 
 
 async def after_turn(res_or_pool: Any, chat: dict, result: Any, *, settings: Any = None,
-                     embedder: TextEmbedder | None = None) -> None:
+                     embedder: TextEmbedder | None = None) -> dict | None:
     """Title the chat (while `title_auto`) and embed the user's pending turns.
+
+    Returns what changed on the chat ({"title", "topics"}) for the client to show, or None.
 
     `res_or_pool`: the app's Resources (pool, settings and the assistant's embedder are taken from
     it) or a bare pool, with `settings`/`embedder` passed explicitly (offline titles when None).
@@ -71,8 +78,9 @@ async def after_turn(res_or_pool: Any, chat: dict, result: Any, *, settings: Any
         pool = res_or_pool.pool
         settings = settings if settings is not None else res_or_pool.settings
         embedder = embedder if embedder is not None else await _embedder_of(res_or_pool)
+    renamed = None
     try:
-        await maybe_title_chat(pool, settings, chat, result)
+        renamed = await maybe_title_chat(pool, settings, chat, result)
     except Exception as exc:  # noqa: BLE001
         logger.warning("could not title chat {}: {}", chat.get("id"), exc)
     if embedder is not None:
@@ -80,3 +88,4 @@ async def after_turn(res_or_pool: Any, chat: dict, result: Any, *, settings: Any
             await embed_pending_turns(pool, embedder, user_id=chat["user_id"])
         except Exception as exc:  # noqa: BLE001
             logger.warning("could not embed turns of chat {}: {}", chat.get("id"), exc)
+    return renamed

@@ -249,7 +249,7 @@ class Connection:
         task = asyncio.create_task(
             runner.run(user_id=self.user.id, chat=self.chat, text=frame.text, emit=emit, modality=modality,
                        client_id=frame.id, attachment_ids=tuple(str(a) for a in frame.attachments),
-                       audio_ref=audio_ref, **run_options),
+                       audio_ref=audio_ref, after_turn_in_background=True, **run_options),
             name=f"turn-{chat_key}",
         )
         self.hub.turns[chat_key] = ActiveTurn(task, id(self))

@@ -57,7 +57,7 @@ class TurnResult:
 
 class TurnRunner:
     def __init__(self, graph: Any, pool: AsyncConnectionPool, *, settings: Any, memory: Any = None,
-                 metrics: Any = None, on_turn_done: Callable[[dict, TurnResult], Awaitable[None]] | None = None,
+                 metrics: Any = None, on_turn_done: Callable[[dict, TurnResult], Awaitable[Any]] | None = None,
                  tracing: Tracing | None = None, run_name: str = "allin-turn"):
         self.graph = graph
         self.pool = pool
@@ -65,6 +65,7 @@ class TurnRunner:
         self.memory = memory
         self.metrics = metrics
         self.on_turn_done = on_turn_done
+        self._after_turns: set[asyncio.Task] = set()  # after-turn work left running (see `drain`)
         self.tracing = tracing  # LangSmith, only when a key is configured (allin.tracing)
         self.run_name = run_name
 
@@ -93,9 +94,15 @@ class TurnRunner:
     async def run(self, *, user_id: uuid.UUID | str, chat: dict, text: str, emit: Emit = _drop,
                   modality: str = "text", client_id: str | None = None, attachment_ids: tuple[str, ...] = (),
                   audio_ref: str | None = None, user_turn_id: uuid.UUID | None = None,
-                  turn_id: uuid.UUID | None = None, answer_audio_ref: str | None = None) -> TurnResult:
+                  turn_id: uuid.UUID | None = None, answer_audio_ref: str | None = None,
+                  after_turn_in_background: bool = False) -> TurnResult:
         """`audio_ref`: the user's recording; `answer_audio_ref`: where the spoken answer will be.
-        A voice caller picks the turn ids so its recordings can be named after them."""
+        A voice caller picks the turn ids so its recordings can be named after them.
+
+        After a complete turn, `on_turn_done` (title, embeddings, memory) runs before this returns,
+        or with `after_turn_in_background` after it: a live connection gets `turn_complete` without
+        waiting for it (a title from Gemini is a model call), and a `chat` frame if the title changed.
+        """
         started = time.perf_counter()
         chat_id = chat["id"]
         turn_id = turn_id or uuid.uuid4()
@@ -203,7 +210,30 @@ class TurnRunner:
         if self.metrics is not None:
             self.metrics.turns.labels(modality, result.status).inc()
             self.metrics.turn_latency.labels(modality).observe(time.perf_counter() - started)
+        if self.on_turn_done is not None:
+            after = self._after_turn(chat, result, send)
+            if after_turn_in_background:
+                task = asyncio.create_task(after, name=f"after-turn-{chat_id}")
+                self._after_turns.add(task)
+                task.add_done_callback(self._after_turns.discard)
+            else:
+                await after
         return result
+
+    async def _after_turn(self, chat: dict, result: TurnResult, send: Emit) -> None:
+        assert self.on_turn_done is not None
+        try:
+            changed = await self.on_turn_done(chat, result)
+        except Exception as exc:  # noqa: BLE001 - titles/memory are best effort, never fail the turn
+            logger.warning("after-turn work failed: {}", exc)
+            return
+        if isinstance(changed, dict) and changed:
+            await send({"type": "chat", "chat_id": str(chat["id"]), **changed})
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait for after-turn work still running (shutdown: before the pool closes)."""
+        if self._after_turns:
+            await asyncio.wait(set(self._after_turns), timeout=timeout)
 
     async def answer_orphaned_turns(self) -> int:
         """Store an "interrupted" reply for each user turn a dead process left unanswered.
@@ -276,11 +306,6 @@ class TurnRunner:
                 code=[_code_frame(c) for c in result.code] or None, route=result.route,
                 prompt_version=result.prompt_version, error=result.error_code, turn_id=result.turn_id,
             )
-        if self.on_turn_done is not None and result.status == "complete":
-            try:
-                await self.on_turn_done(chat, result)
-            except Exception as exc:  # noqa: BLE001 - titles/memory are best effort, never fail the turn
-                logger.warning("after-turn work failed: {}", exc)
 
 
 def _code_frame(run: dict) -> dict:

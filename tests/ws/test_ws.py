@@ -137,3 +137,24 @@ async def test_origin_is_checked(live_server, users):
             pass
     async with websockets.connect(live_server.ws_url, origin=live_server.url) as ws:
         assert (await hello(ws, users.alice.token))["type"] == "ready"
+
+
+async def test_the_chat_is_named_after_the_answer_and_the_next_question_need_not_wait(live_server, users):
+    """Naming (a model call with Gemini) and turn embeddings run after `turn_complete`, not before it."""
+    async with websockets.connect(live_server.ws_url) as ws:
+        ready = await hello(ws, users.alice.token)
+        await ws.send(json.dumps({"type": "text", "text": "How do I write a good commit message?", "id": "q1"}))
+        first = await collect_turn(ws)
+        assert first[-1]["type"] == "turn_complete"
+        # Straight away: a second question is taken, not refused as `turn_in_progress`.
+        await ws.send(json.dumps({"type": "text", "text": "Who are you?", "id": "q2"}))
+        frames: list[dict] = []
+        while not (any(f["type"] == "turn_complete" and f.get("reply_to") == "q2" for f in frames)
+                   and any(f["type"] == "chat" for f in frames)):  # in either order
+            frames.append(await recv_json(ws, timeout=15))
+    assert not [f for f in frames if f["type"] == "error"], frames
+    named = [f for f in frames if f["type"] == "chat"]
+    assert len(named) == 1 and named[0]["chat_id"] == ready["chat_id"]
+    assert "Commit" in named[0]["title"] and named[0]["topics"]
+    r = httpx.get(f"{live_server.url}/chat/history/{ready['chat_id']}", headers=users.alice.headers)
+    assert r.json()["chat"]["title"] == named[0]["title"]

@@ -398,6 +398,10 @@ export class ChatView extends EventTarget {
         this.dispatchEvent(new CustomEvent("turn", { detail: { chatId: this.chatId } }));
         break;
       }
+      case "chat":  // named from its first questions, just after the answer: show it and refresh the list
+        if (frame.chat_id === this.chatId && frame.title) this.#setTitle(frame.title);
+        this.dispatchEvent(new CustomEvent("turn", { detail: { chatId: this.chatId } }));
+        break;
       case "error":
         this.#onError(frame);
         break;
