@@ -31,7 +31,7 @@ from _kb import CORPUS, database, make_user, pool  # noqa: E402
 import numpy as np  # noqa: E402
 
 from allin.knowledge.embeddings import MINILM_DIM, get_local_embedder  # noqa: E402
-from allin.knowledge.search import hybrid_search  # noqa: E402
+from allin.knowledge.search import forget_lexeme_stats, hybrid_search  # noqa: E402
 from allin.knowledge.store import ensure_vector_types  # noqa: E402
 
 TARGET_P95_MS = 25
@@ -90,6 +90,7 @@ async def load(p, size: int, sentences: list[str], rng: random.Random) -> float:
         print(f"  HNSW build {time.perf_counter() - t1:.1f} s")
         await conn.execute("VACUUM ANALYZE chunks")
         await conn.execute("ANALYZE documents")
+    forget_lexeme_stats()  # the previous size's word frequencies would prune the wrong words
     return time.perf_counter() - t0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -47,10 +48,12 @@ _FILTERS = (
 _HYBRID_SQL = f"""
 WITH q AS (
     -- OR the question's lexemes: natural questions rarely contain every word of the answer.
-    -- `pairs` (any two of them) is what is ranked first: on a big corpus an OR of common words
-    -- matches most chunks, and ranking them all is what made full text slow.
-    SELECT nullif(replace(plainto_tsquery('english', %(text)s)::text, '&', '|'), '')::tsquery AS tsq,
-           %(pairs)s::tsquery AS pairs
+    -- `tsq` (all of them) ranks; the `pairs` and `anchors` parameters only pick which chunks
+    -- get ranked (see _candidate_queries): on a big corpus an OR of common words matches most
+    -- chunks. They are compared as parameters, not as columns of q, so the planner estimates
+    -- their matches from the tsv statistics: a bitmap over a rare word's chunks, a plain scan
+    -- that stops at the cap when most chunks match.
+    SELECT nullif(replace(plainto_tsquery('english', %(text)s)::text, '&', '|'), '')::tsquery AS tsq
 ),
 vec AS (
     SELECT c.id, row_number() OVER (ORDER BY c.embedding <=> %(vec)s) AS r
@@ -66,7 +69,7 @@ fts_pairs AS (
     SELECT id, row_number() OVER (ORDER BY rank DESC, id) AS r FROM (
         SELECT c.id, ts_rank(c.tsv, q.tsq, 1) AS rank
         FROM chunks c JOIN documents d ON d.id = c.document_id, q
-        WHERE q.pairs IS NOT NULL AND c.tsv @@ q.pairs AND {_VISIBLE}{_FILTERS}
+        WHERE c.tsv @@ %(pairs)s::tsquery AND {_VISIBLE}{_FILTERS}
         LIMIT %(cap)s
     ) m ORDER BY rank DESC, id LIMIT %(pool)s
 ),
@@ -77,7 +80,7 @@ fts_any AS (
         SELECT c.id, ts_rank(c.tsv, q.tsq, 1) AS rank
         FROM chunks c JOIN documents d ON d.id = c.document_id, q
         WHERE (SELECT count(*) FROM fts_pairs) < %(pool)s
-          AND q.tsq IS NOT NULL AND c.tsv @@ q.tsq AND {_VISIBLE}{_FILTERS}
+          AND c.tsv @@ %(anchors)s::tsquery AND {_VISIBLE}{_FILTERS}
           AND c.id NOT IN (SELECT id FROM fts_pairs)
         LIMIT %(cap)s
     ) m ORDER BY rank DESC, id LIMIT %(pool)s
@@ -100,19 +103,94 @@ LIMIT %(limit)s
 
 _LEXEME = re.compile(r"'((?:[^']|'')*)'")
 MAX_PAIR_LEXEMES = 8  # 28 pairs: enough for a question, bounded for the planner
-# Full text ranks at most this many matching chunks (exact below it). Past it, on a big knowledge
-# base, a question made of its most common words would otherwise rank most of it (bench/search.py);
-# the vector branch still searches everything.
-FTS_RANK_CAP = 4000
+# Full text ranks at most this many matching chunks (exact below it): fetching a chunk and ranking
+# its tsvector costs ~5 us, so this bounds the text branch (100k chunks in bench/search.py: 4000 ->
+# 1000 took p95 from ~40 to ~27 ms under load). Past it, the first matches found are ranked; the
+# candidates come from the question's rarest words (_anchor_lexemes), so these are telling ones.
+FTS_RANK_CAP = 1000
+# Lexeme frequencies come from ANALYZE (pg_stats.most_common_elems of chunks.tsv); they move
+# slowly, so one read per process and database every few minutes is plenty.
+LEXEME_STATS_TTL_S = 300.0
+
+# (host, port, dbname) -> (read at, estimated rows per listed lexeme, rows for an unlisted one)
+_lexeme_stats: dict[tuple, tuple[float, dict[str, float], float]] = {}
 
 
-async def _pairs_query(conn: psycopg.AsyncConnection, text: str) -> str | None:
-    """A tsquery matching chunks with at least two of the question's lexemes (one lexeme: itself)."""
-    cur = await conn.execute("SELECT plainto_tsquery('english', %s)::text AS q", (text,), prepare=False)
-    quoted = list(dict.fromkeys(f"'{m}'" for m in _LEXEME.findall((await cur.fetchone())["q"])))[:MAX_PAIR_LEXEMES]
+async def _lexeme_rows(conn: psycopg.AsyncConnection) -> tuple[dict[str, float], float] | None:
+    """Estimated chunks containing each common lexeme, and an upper bound for the others; None
+    before the first ANALYZE of chunks (then nothing is pruned). Cached LEXEME_STATS_TTL_S."""
+    key = (conn.info.host, conn.info.port, conn.info.dbname)
+    cached = _lexeme_stats.get(key)
+    if cached and time.monotonic() - cached[0] < LEXEME_STATS_TTL_S:
+        return (cached[1], cached[2]) if cached[1] else None
+    cur = await conn.execute(
+        "SELECT s.most_common_elems::text::text[] AS lexemes, s.most_common_elem_freqs AS freqs,"
+        " greatest(c.reltuples, 0) AS n"
+        " FROM pg_class c JOIN pg_stats s ON s.schemaname = c.relnamespace::regnamespace::text"
+        "  AND s.tablename = c.relname AND s.attname = 'tsv'"
+        " WHERE c.oid = 'chunks'::regclass", prepare=False)
+    row = await cur.fetchone()
+    if not row or not row["lexemes"] or not row["n"]:
+        _lexeme_stats[key] = (time.monotonic(), {}, 0.0)
+        return None
+    # most_common_elem_freqs: one fraction of rows per element, then min, max and null fraction;
+    # a lexeme missing from the list is rarer than the least common listed one.
+    n, freqs = row["n"], row["freqs"]
+    rows = {lex: f * n for lex, f in zip(row["lexemes"], freqs)}
+    _lexeme_stats[key] = (time.monotonic(), rows, freqs[-3] * n)
+    return rows, freqs[-3] * n
+
+
+def forget_lexeme_stats() -> None:
+    """Drop the cached lexeme frequencies: after a bulk load and ANALYZE (the benches) they are stale."""
+    _lexeme_stats.clear()
+
+
+def _anchor_lexemes(lexemes: list[str], stats: tuple[dict[str, float], float] | None) -> list[str]:
+    """The question's rarest lexemes, as many as together match about FTS_RANK_CAP chunks (at least one).
+
+    A common word ("code" in a code-review guide) says little about which chunk answers, yet
+    its posting list is most of the table: scanning it is what made full text slow, and the
+    chunks it brings in push the telling ones past FTS_RANK_CAP. On a small knowledge base
+    every lexeme fits and nothing is pruned."""
+    if not stats:
+        return lexemes
+    rows, unlisted = stats
+
+    def estimate(lex: str) -> float:  # lexemes here are as a tsquery quotes them ('' for ')
+        return rows.get(lex.replace("''", "'"), unlisted)
+
+    anchors, total = [], 0.0
+    for lex in sorted(lexemes, key=estimate):
+        total += estimate(lex)
+        if anchors and total > FTS_RANK_CAP:
+            break
+        anchors.append(lex)
+    return [lex for lex in lexemes if lex in anchors]  # question order: stable queries
+
+
+def _candidate_queries(lexemes: list[str], anchors: list[str]) -> tuple[str | None, str | None]:
+    """(pairs, anchors) as tsquery text: chunks with an anchor and one more of the question's
+    lexemes (one lexeme: itself), and the fallback, chunks with any anchor.
+
+    GIN walks only the anchors' posting lists (every match needs one) and probes the others."""
+    quoted = [f"'{lex}'" for lex in lexemes]
+    anchored = {f"'{lex}'" for lex in anchors}
+    any_anchor = " | ".join(q for q in quoted if q in anchored) or None
     if len(quoted) < 2:
-        return quoted[0] if quoted else None
-    return " | ".join(f"({a} & {b})" for a, b in itertools.combinations(quoted, 2))
+        return any_anchor, any_anchor
+    pairs = [f"({a} & {b})" for a, b in itertools.combinations(quoted, 2) if a in anchored or b in anchored]
+    return " | ".join(pairs), any_anchor
+
+
+async def _question_lexemes(conn: psycopg.AsyncConnection, text: str) -> list[str]:
+    """The question's distinct lexemes (at most MAX_PAIR_LEXEMES), as they appear in a tsquery."""
+    # The same round trip sets the session's HNSW scan mode: iterative scans keep filtered vector
+    # search (access lists) from coming back short.
+    cur = await conn.execute(
+        "SELECT plainto_tsquery('english', %s)::text AS q, set_config('hnsw.iterative_scan', 'relaxed_order', false)",
+        (text,), prepare=False)
+    return list(dict.fromkeys(_LEXEME.findall((await cur.fetchone())["q"])))[:MAX_PAIR_LEXEMES]
 
 
 async def hybrid_search(
@@ -135,11 +213,12 @@ async def hybrid_search(
     if not user_id:
         raise ValueError("user_id is required: retrieval is always scoped to a caller")
     await ensure_vector_types(conn)
-    # Iterative HNSW scans keep filtered vector search (access lists) from coming back short.
-    await conn.execute("SET hnsw.iterative_scan = relaxed_order")
-    pairs = await _pairs_query(conn, text[:2000])
+    lexemes = await _question_lexemes(conn, text[:2000])
+    anchors = _anchor_lexemes(lexemes, await _lexeme_rows(conn) if len(lexemes) > 1 else None)
+    pairs, any_anchor = _candidate_queries(lexemes, anchors)
     params = {
-        "uid": str(user_id), "text": text[:2000], "pairs": pairs, "cap": FTS_RANK_CAP, "vec": np.asarray(vector, dtype=np.float32),
+        "uid": str(user_id), "text": text[:2000], "pairs": pairs, "anchors": any_anchor, "cap": FTS_RANK_CAP,
+        "vec": np.asarray(vector, dtype=np.float32),
         "pool": candidates, "limit": limit, "k": RRF_K, "kt": TEXT_RRF_K, "wv": vector_weight, "wt": text_weight,
         "doc": str(document_id) if document_id else None, "kind": kind,
     }

@@ -67,3 +67,30 @@ async def test_on_a_big_corpus_only_a_bounded_number_of_chunks_is_ranked(conn, m
     assert hits[0] == "Review latency: answer a review within one business day."
     plan = await (await conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) SELECT 1")).fetchone()
     assert plan and ids
+
+
+async def test_common_words_do_not_pick_the_chunks_that_get_ranked(conn, monkeypatch):
+    # 300 chunks share the question's two common words; one shares its three rare ones, last in
+    # the table. Ranking only the first FTS_RANK_CAP matches of "any two words" would never reach
+    # it: the rare words (frequencies from ANALYZE) pick the candidates, all words rank them.
+    monkeypatch.setattr(search, "FTS_RANK_CAP", 50)
+    monkeypatch.setattr(search, "_lexeme_stats", {})
+    filler = [f"Review the code of module {i}: keep changes small." for i in range(300)]
+    await add_chunks(conn, [*filler, "Check thread safety: look for deadlocks in concurrent code."])
+    await conn.execute("ANALYZE chunks")
+    question = "How should I review code for thread safety and deadlocks?"
+
+    lexemes = await search._question_lexemes(conn, question)
+    anchors = search._anchor_lexemes(lexemes, await search._lexeme_rows(conn))
+    assert sorted(anchors) == ["deadlock", "safeti", "thread"]
+    hits = await text_hits(conn, question)
+    assert hits[0] == "Check thread safety: look for deadlocks in concurrent code."
+
+
+async def test_without_statistics_every_word_picks_candidates(conn, monkeypatch):
+    monkeypatch.setattr(search, "_lexeme_stats", {})
+    await add_chunks(conn, ["Deploys happen on Tuesdays."])  # never analysed: no lexeme frequencies
+    assert await search._lexeme_rows(conn) is None
+    lexemes = await search._question_lexemes(conn, "When are deploys on Tuesday?")
+    assert search._anchor_lexemes(lexemes, None) == lexemes
+    assert search._candidate_queries(lexemes, lexemes) == ("('deploy' & 'tuesday')", "'deploy' | 'tuesday'")
