@@ -29,6 +29,18 @@ class InstantChatModel(BaseChatModel):
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
 
+    async def _agenerate(self, messages, stop=None, run_manager=None, **kwargs):
+        return self._generate(messages, stop)
+
+    async def _astream(self, messages, stop=None, run_manager=None, **kwargs):
+        # Natively async, as Gemini's client is: without this LangChain runs `_stream` in a worker
+        # thread, one hop per token, which no real model here costs.
+        for word in ANSWER.split(" "):
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=word + " "))
+            if run_manager:
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
     def bind_tools(self, tools, **kwargs):
         return self
 

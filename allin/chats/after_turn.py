@@ -55,8 +55,11 @@ async def _embedder_of(res: Any) -> TextEmbedder | None:
     deps = res.extras.get("deps") if hasattr(res, "extras") else None
     if deps is None:
         return None
+    made = getattr(deps, "embedder_if_made", None)
+    if made is not None:
+        return made  # every turn after the first: no thread hop
     try:
-        # The first use loads the model (a fraction of a second of CPU): not on the event loop.
+        # The first use may load the model (a fraction of a second of CPU): not on the event loop.
         return await asyncio.to_thread(lambda: deps.embedder)
     except Exception as exc:  # noqa: BLE001 - search falls back to full text until an embedder works
         logger.warning("no embedder for chat turns: {}", exc)

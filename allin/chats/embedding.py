@@ -56,7 +56,7 @@ async def embed_pending_turns(pool: AsyncConnectionPool, embedder: TextEmbedder,
         # One statement for all of them; `embedding IS NULL` again: a concurrent run may have stored them.
         await conn.execute(
             "UPDATE chat_turns t SET embedding = v.embedding"
-            " FROM unnest(%s::uuid[], %s::vector[]) AS v(id, embedding)"
+            " FROM unnest(%s::uuid[], %b::vector[]) AS v(id, embedding)"  # %b: vectors sent binary, not as text
             " WHERE t.id = v.id AND t.embedding IS NULL",
             ([row["id"] for row in rows], list(vectors)),
         )

@@ -41,6 +41,11 @@ class ServiceDeps:
         return self._pool
 
     @property
+    def embedder_if_made(self):
+        """The embedder if it exists already, else None (making one may read model files)."""
+        return self._embedder
+
+    @property
     def embedder(self):
         if self._embedder is None:
             from allin.knowledge.embedder_choice import get_embedder
