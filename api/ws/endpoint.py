@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from limits import RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from loguru import logger
 from starlette.websockets import WebSocketState
 
@@ -44,7 +44,11 @@ class WsHub:
     """Per-process registry: running turns by chat (one at a time per chat) and a rate limiter."""
 
     turns: dict[str, ActiveTurn] = field(default_factory=dict)
-    limiter: MovingWindowRateLimiter = field(default_factory=lambda: MovingWindowRateLimiter(MemoryStorage()))
+    # A sliding-window counter, not limits' moving window: with in-memory storage the moving window
+    # prunes every user's events after each hit, one worker-thread hop per user (13% of a busy
+    # server's CPU in bench/ws_load.py); the counter keeps two numbers per user and no thread.
+    limiter: SlidingWindowCounterRateLimiter = field(
+        default_factory=lambda: SlidingWindowCounterRateLimiter(MemoryStorage()))
     connections: set = field(default_factory=set)
 
 

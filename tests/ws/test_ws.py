@@ -158,3 +158,29 @@ async def test_the_chat_is_named_after_the_answer_and_the_next_question_need_not
     assert "Commit" in named[0]["title"] and named[0]["topics"]
     r = httpx.get(f"{live_server.url}/chat/history/{ready['chat_id']}", headers=users.alice.headers)
     assert r.json()["chat"]["title"] == named[0]["title"]
+
+
+async def test_turns_over_the_per_user_rate_limit_are_refused_across_connections(settings, users):
+    from tests.conftest import serve_in_thread
+
+    with serve_in_thread(settings.model_copy(update={"turns_per_minute": 2})) as server:
+        async with websockets.connect(server.ws_url) as ws, websockets.connect(server.ws_url) as other:
+            await hello(ws, users.alice.token)
+            await hello(other, users.alice.token)  # the same user in another chat
+            await ws.send(json.dumps({"type": "text", "text": "Who are you?", "id": "a"}))
+            assert (await collect_turn(ws))[-1]["type"] == "turn_complete"
+            await other.send(json.dumps({"type": "text", "text": "Who are you?", "id": "b"}))
+            assert (await collect_turn(other))[-1]["type"] == "turn_complete"
+            await ws.send(json.dumps({"type": "text", "text": "Who are you?", "id": "c"}))
+            refused = await collect_turn(ws)
+            assert refused[-1]["type"] == "error" and refused[-1]["code"] == "rate_limited", refused
+            assert refused[-1]["reply_to"] == "c"
+            # Another user is not affected, and the refused connection still answers.
+            async with websockets.connect(server.ws_url) as bob:
+                await hello(bob, users.bob.token)
+                await bob.send(json.dumps({"type": "text", "text": "Who are you?", "id": "d"}))
+                assert (await collect_turn(bob))[-1]["type"] == "turn_complete"
+            await ws.send(json.dumps({"type": "ping", "id": "p"}))
+            while (frame := await recv_json(ws))["type"] == "chat":  # a title may still come in between
+                pass
+            assert frame["type"] == "pong"
