@@ -101,10 +101,11 @@ class Connection:
         """Send one frame; False once the connection is unusable."""
         timeout = self.settings.ws_send_timeout_s
         try:
-            if isinstance(frame, bytes):
-                await asyncio.wait_for(self.ws.send_bytes(frame), timeout)
-            else:
-                await asyncio.wait_for(self.ws.send_json(frame), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: that wraps every frame in a task of its own
+                if isinstance(frame, bytes):
+                    await self.ws.send_bytes(frame)
+                else:
+                    await self.ws.send_json(frame)
         except asyncio.TimeoutError:
             logger.warning("closing a client too slow to read its frames")
             await self.close(p.CLOSE_SLOW_CONSUMER, "client too slow to read")
