@@ -31,6 +31,7 @@ from api.ws import protocol as p
 
 router = APIRouter()
 OUTBOX_FRAMES = 512
+CLOSE_TIMEOUT_S = 1.0
 
 
 @dataclass
@@ -123,10 +124,20 @@ class Connection:
     async def close(self, code: int, reason: str = "") -> None:
         if self.closed:
             return
-        self.closed = True
+        self.release()
+        # Bounded: to a client that stopped reading, even the close frame cannot be written.
         with contextlib.suppress(Exception):
             if self.ws.application_state != WebSocketState.DISCONNECTED:
-                await self.ws.close(code, reason[:120])
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await self.ws.close(code, reason[:120])
+
+    def release(self) -> None:
+        """Closed: drop what is queued, so nothing stays blocked on a full outbox (a turn's frames,
+        a pong) once no writer will take it; later sends return at once."""
+        self.closed = True
+        while not self.outbox.empty():
+            self.outbox.get_nowait()
+            self.outbox.task_done()
 
     # -- receiving ----------------------------------------------------------------
     async def receive(self, timeout: float) -> dict:
@@ -325,14 +336,23 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     res.metrics.ws_connections.inc()
     try:
         if await conn.authenticate():
-            await conn.serve()
+            serving = asyncio.create_task(conn.serve(), name="ws-serve")
+            # The writer ends early only when the socket is unusable (gone, or a client too slow to
+            # read): then stop serving too, rather than reading frames whose answers cannot be sent.
+            await asyncio.wait({serving, writer}, return_when=asyncio.FIRST_COMPLETED)
+            if not serving.done():
+                serving.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await serving
+            else:
+                serving.result()
     except WebSocketDisconnect:
         pass
     except Exception as exc:  # noqa: BLE001
         logger.opt(exception=exc).error("websocket error")
         await conn.close(1011, "internal error")
     finally:
-        conn.closed = True
+        conn.release()
         h.connections.discard(conn)
         res.metrics.ws_connections.dec()
         with contextlib.suppress(asyncio.QueueFull):
