@@ -5,11 +5,13 @@ Per page, in order of cost:
 1. pdfium gives the text and, per line, its glyph height and position: lines
    taller than the body text become headings (the section path), vertical
    gaps split paragraphs, soft hyphens re-join words.
-2. Ruling lines are counted from the page's path objects; only a page with
-   at least three horizontal and three vertical rules (a grid of 2×2 cells)
-   goes to pdfplumber's `find_tables()` (0.1–1.5 s a page, against ~1 ms for
-   the text). Tables found there become Markdown-table blocks, and their
-   text is cut out of the page text so the numbers are not indexed twice.
+2. Ruling segments are read from the page's path objects; only a page where
+   they cross as a grid of at least 2×2 cells (a rule crossed by three
+   others, each way; or a path too complex to tell) goes to pdfplumber's
+   `find_tables()` (0.3–1.6 s a page, against ~1 ms for the text). Boxes
+   and underlines (code blocks, links) are not a grid. Tables found there
+   become Markdown-table blocks, and their text is cut out of the page text
+   so the numbers are not indexed twice.
 3. A page with (almost) no text but an image covering part of it is a scan:
    it is rendered and read by OCR. Otherwise embedded images of a meaningful
    size (figures with text, screenshots) are read one by one.
@@ -80,7 +82,7 @@ class _PageScan:
     height: float
     text: str
     lines: list[_Line]
-    rules: tuple[int, int]  # horizontal, vertical ruling segments
+    grid: bool  # ruling segments cross like a table's (see _forms_grid)
     images: list[_ImageRef] = field(default_factory=list)
 
     @property
@@ -94,7 +96,7 @@ class _PageScan:
 
     @property
     def table_candidate(self) -> bool:
-        return self.rules[0] >= 3 and self.rules[1] >= 3
+        return self.grid
 
 
 @dataclass
@@ -233,8 +235,8 @@ def _scan_page(doc: pdfium.PdfDocument, index: int) -> _PageScan:
             lines = _lines(textpage, text, display)
         finally:
             textpage.close()
-        rules, images = _objects(page, display)
-        return _PageScan(index + 1, width, height, text, lines, rules, images)
+        grid, images = _objects(page, display)
+        return _PageScan(index + 1, width, height, text, lines, grid, images)
     finally:
         page.close()
 
@@ -261,16 +263,23 @@ def _lines(textpage: pdfium.PdfTextPage, text: str, display: _Display) -> list[_
     return out
 
 
-def _objects(page: pdfium.PdfPage, display: _Display) -> tuple[tuple[int, int], list[_ImageRef]]:
-    """Count ruling segments and list image objects, walking into form XObjects (raw API: fast)."""
-    horizontal = vertical = 0
+_Segment = tuple[float, float, float]  # position across, start and end along (display space)
+GRID_TOLERANCE = 2.0  # points: rules this close meet or are one
+COMPLEX_BOX_SEGMENTS = 12  # a box-shaped path with more segments than this may be a whole drawn grid
+
+
+def _objects(page: pdfium.PdfPage, display: _Display) -> tuple[bool, list[_ImageRef]]:
+    """Whether ruling segments form a grid, and the image objects; walks into form XObjects (raw API)."""
+    horizontal: list[_Segment] = []  # (y, x0, x1)
+    vertical: list[_Segment] = []  # (x, y0, y1)
+    complex_box = False
     images: list[_ImageRef] = []
     left, bottom, right, top = (ctypes.c_float() for _ in range(4))
     page_area = page.get_width() * page.get_height()
     width, height = ctypes.c_uint(), ctypes.c_uint()
 
     def walk(container, is_form: bool, path: tuple[int, ...], depth: int) -> None:
-        nonlocal horizontal, vertical
+        nonlocal complex_box
         count = (pdfium_c.FPDFFormObj_CountObjects if is_form else pdfium_c.FPDFPage_CountObjects)(container)
         get = pdfium_c.FPDFFormObj_GetObject if is_form else pdfium_c.FPDFPage_GetObject
         for i in range(max(count, 0)):
@@ -286,13 +295,15 @@ def _objects(page: pdfium.PdfPage, display: _Display) -> tuple[tuple[int, int], 
             box = display.rect(left.value, bottom.value, right.value, top.value)
             w, h = box[2] - box[0], box[3] - box[1]
             if kind == pdfium_c.FPDF_PAGEOBJ_PATH:
+                x0, y0, x1, y1 = box
                 if h < 2.5 and w > 5:
-                    horizontal += 1
+                    horizontal.append(((y0 + y1) / 2, x0, x1))
                 elif w < 2.5 and h > 5:
-                    vertical += 1
-                elif w > 5 and h > 5 and w * h < 0.8 * page_area:  # a box: two of each
-                    horizontal += 2
-                    vertical += 2
+                    vertical.append(((x0 + x1) / 2, y0, y1))
+                elif w > 5 and h > 5 and w * h < 0.8 * page_area:  # a box (a cell, a frame): its 4 edges
+                    horizontal.extend([(y0, x0, x1), (y1, x0, x1)])
+                    vertical.extend([(x0, y0, y1), (x1, y0, y1)])
+                    complex_box |= pdfium_c.FPDFPath_CountSegments(obj) > COMPLEX_BOX_SEGMENTS
             else:
                 px = (0, 0)
                 if pdfium_c.FPDFImageObj_GetImagePixelSize(obj, width, height):
@@ -300,7 +311,36 @@ def _objects(page: pdfium.PdfPage, display: _Display) -> tuple[tuple[int, int], 
                 images.append(_ImageRef((*path, i), box, px))
 
     walk(page, False, (), 0)
-    return (horizontal, vertical), images
+    return complex_box or _forms_grid(horizontal, vertical), images
+
+
+def _forms_grid(horizontal: list[_Segment], vertical: list[_Segment], tol: float = GRID_TOLERANCE) -> bool:
+    """True when the rules cross like a table of at least 2×2 cells: some horizontal rule is
+    crossed by vertical rules at three x positions, and some vertical rule by three horizontal ones.
+    Touching collinear pieces (cell borders drawn cell by cell) are joined first."""
+    if len(horizontal) < 3 or len(vertical) < 3:
+        return False
+    horizontal, vertical = _join_collinear(horizontal, tol), _join_collinear(vertical, tol)
+
+    def crossed_three_times(rule: _Segment, others: list[_Segment]) -> bool:
+        at, start, end = rule
+        hits = sorted(p for p, lo, hi in others if start - tol <= p <= end + tol and lo - tol <= at <= hi + tol)
+        distinct = sum(1 for a, b in zip(hits, hits[1:], strict=False) if b - a > tol) + 1 if hits else 0
+        return distinct >= 3
+
+    return any(crossed_three_times(r, vertical) for r in horizontal) and any(
+        crossed_three_times(r, horizontal) for r in vertical
+    )
+
+
+def _join_collinear(segments: list[_Segment], tol: float) -> list[_Segment]:
+    out: list[_Segment] = []
+    for at, start, end in sorted(segments, key=lambda s: (round(s[0] / tol), s[1])):
+        if out and abs(out[-1][0] - at) <= tol and start <= out[-1][2] + tol:
+            out[-1] = (out[-1][0], out[-1][1], max(out[-1][2], end))
+        else:
+            out.append((at, start, end))
+    return out
 
 
 _DIGITS = re.compile(r"\d+")

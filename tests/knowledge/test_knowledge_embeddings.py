@@ -56,6 +56,13 @@ def test_related_sentences_are_closer_than_unrelated(embedder) -> None:
     assert float(v[0] @ v[1]) > float(v[0] @ v[2]) + 0.3
 
 
+def test_parallel_single_text_runs_match_one_batched_run(embedder) -> None:
+    texts = [f"{s} ({i})" * (1 + i % 5) for i, s in enumerate(SENTENCES * 6)]  # mixed lengths: padding
+    batched = LocalMiniLM(threads=1, batch_size=32)
+    assert embedder.threads == 2 and embedder.batch_size == 1  # the defaults the throughput relies on
+    np.testing.assert_allclose(embedder.embed(texts), batched.embed(texts), atol=1e-5)
+
+
 def test_long_texts_are_truncated_not_rejected(embedder) -> None:
     long = "code review " * 2000
     assert embedder.embed([long, "short"]).shape == (2, 384)

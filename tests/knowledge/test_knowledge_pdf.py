@@ -100,6 +100,53 @@ def test_nics_table_is_a_markdown_table_with_header_and_rows(corpus: Path) -> No
     assert not any("18,870" in c.content for c in doc.chunks if c.kind == "text")
 
 
+def _table_candidates(path: Path) -> list[int]:
+    import pypdfium2 as pdfium
+
+    from allin.knowledge.pdf import _scan_page
+
+    doc = pdfium.PdfDocument(path)
+    try:
+        return [i + 1 for i in range(len(doc)) if _scan_page(doc, i).table_candidate]
+    finally:
+        doc.close()
+
+
+def test_table_precheck_sends_only_ruled_grids_to_pdfplumber(corpus: Path) -> None:
+    wild = corpus / "wild-pdfs"
+    assert _table_candidates(wild / "nics-background-checks-2015-11.pdf") == [1]
+    assert _table_candidates(wild / "senate-expenditures.pdf") == [1]
+    assert _table_candidates(wild / "issue-33-lorem-ipsum.pdf") == [1, 2]
+    # A frame, a code box and link underlines are rules too, but no grid.
+    assert _table_candidates(corpus / "eng-practices" / "pdf" / "README.pdf") == []
+    assert _table_candidates(corpus / "eng-practices" / "pdf" / "review_reviewer_speed.pdf") == []
+
+
+def test_grid_needs_rules_crossing_three_ways() -> None:
+    from allin.knowledge.pdf import _forms_grid
+
+    def box(x0: float, y0: float, x1: float, y1: float):
+        return [(y0, x0, x1), (y1, x0, x1)], [(x0, y0, y1), (x1, y0, y1)]
+
+    def boxes(*rects):
+        h, v = [], []
+        for r in rects:
+            bh, bv = box(*r)
+            h += bh
+            v += bv
+        return h, v
+
+    assert not _forms_grid(*boxes((10, 10, 200, 60), (10, 100, 200, 150)))  # two framed code blocks
+    assert not _forms_grid(*boxes((10, 10, 100, 60), (100, 10, 200, 60)))  # 1×2 cells
+    # 2×2 cells drawn cell by cell (touching borders, no rule across the table).
+    assert _forms_grid(*boxes((10, 10, 100, 60), (100, 10, 200, 60), (10, 60, 100, 110), (100, 60, 200, 110)))
+    # The same grid drawn as long rules.
+    lines_h = [(y, 10, 200) for y in (10, 60, 110)]
+    lines_v = [(x, 10, 110) for x in (10, 100, 200)]
+    assert _forms_grid(lines_h, lines_v)
+    assert not _forms_grid(lines_h, lines_v[:2])
+
+
 def test_rotated_page_table_keeps_its_columns(corpus: Path) -> None:
     doc = _doc(corpus, "wild-pdfs", "senate-expenditures.pdf")  # a landscape page stored rotated
     table = "\n".join(c.content for c in doc.chunks if c.kind == "table")
