@@ -170,7 +170,17 @@ async def run(args) -> None:
         print(f"opened {held[0]} connections in {time.perf_counter() - t_open:.1f}s "
               f"(dropped {stats.dropped}, errors {stats.errors}); server RSS {rss_mb(server.pid):.0f} MB")
 
+        async def settle(limit_s: float = 30.0) -> None:
+            """Until the server is idle (the last phase's queued turns and after-turn work are done)."""
+            end = time.perf_counter() + limit_s
+            while time.perf_counter() < end:
+                before = cpu_s(server.pid)
+                await asyncio.sleep(0.5)
+                if cpu_s(server.pid) - before < 0.05:  # under 10% of a core
+                    return
+
         async def phase(n_active: int, seconds: float) -> dict:
+            await settle()
             stats.reset()
             for ev in actives[:n_active]:
                 ev.set()
