@@ -16,6 +16,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from loguru import logger
+from psycopg.errors import UniqueViolation
 from psycopg_pool import AsyncConnectionPool
 
 from allin.chats import store
@@ -123,10 +124,16 @@ class TurnRunner:
                 # Traces name the prompt version up front (one indexed row); synthesize reads it again.
                 prompt_version = (await active_prompt(conn)).version if self.tracing is not None else None
         except Exception as exc:  # noqa: BLE001 - not stored: say so, so the client can send it again
-            code, message = user_message(exc)
+            if isinstance(exc, UniqueViolation) and client_id:
+                # Not a database fault: the client reused a question's id (a blind resend after a reconnect).
+                code, message = "duplicate_id", (
+                    f"This chat already has a question sent with id {client_id[:64]!r}; it was not stored twice. "
+                    "Its answer is in the chat's history; send a new question with a new id.")
+            else:
+                code, message = user_message(exc)
+                message = f"{message} Your message was not saved; please send it again."
             logger.warning("could not store a question in chat {}: {}", chat_id, exc)
-            await send({"type": "error", "code": code, "turn_id": str(turn_id),
-                        "message": f"{message} Your message was not saved; please send it again."})
+            await send({"type": "error", "code": code, "turn_id": str(turn_id), "message": message})
             return TurnResult(user_turn_id=user_turn_id or uuid.uuid4(), turn_id=turn_id, status="error",
                               content="", error_code=code, modality=modality)
         result = TurnResult(user_turn_id=user_turn["id"], turn_id=turn_id, status="complete", content="",

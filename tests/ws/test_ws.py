@@ -184,3 +184,20 @@ async def test_turns_over_the_per_user_rate_limit_are_refused_across_connections
             while (frame := await recv_json(ws))["type"] == "chat":  # a title may still come in between
                 pass
             assert frame["type"] == "pong"
+
+
+async def test_a_question_resent_with_the_same_id_is_not_stored_twice(live_server, users):
+    async with websockets.connect(live_server.ws_url) as ws:
+        ready = await hello(ws, users.alice.token)
+        await ws.send(json.dumps({"type": "text", "text": "Who are you?", "id": "same"}))
+        assert (await collect_turn(ws))[-1]["type"] == "turn_complete"
+        await ws.send(json.dumps({"type": "text", "text": "Who are you?", "id": "same"}))
+        again = await collect_turn(ws)
+        err = again[-1]
+        assert err["type"] == "error" and err["code"] == "duplicate_id" and err["reply_to"] == "same", again
+        assert "history" in err["message"] and "database" not in err["message"]
+        # A new id is a new question.
+        await ws.send(json.dumps({"type": "text", "text": "Who are you?", "id": "other"}))
+        assert (await collect_turn(ws))[-1]["type"] == "turn_complete"
+    r = httpx.get(f"{live_server.url}/chat/history/{ready['chat_id']}", headers=users.alice.headers)
+    assert [t["role"] for t in r.json()["turns"]] == ["user", "assistant", "user", "assistant"]
