@@ -53,10 +53,6 @@ async def get_chat(conn: psycopg.AsyncConnection, user_id: UUID | str, chat_id: 
     return await cur.fetchone()
 
 
-async def touch_chat(conn: psycopg.AsyncConnection, user_id: UUID | str, chat_id: UUID | str) -> None:
-    await conn.execute("UPDATE chats SET updated_at = now() WHERE id = %s AND user_id = %s", (chat_id, _need(user_id)))
-
-
 async def update_chat(conn: psycopg.AsyncConnection, user_id: UUID | str, chat_id: UUID | str,
                       **fields: Any) -> dict | None:
     allowed = {"title", "title_auto", "status", "settings", "topics"}
