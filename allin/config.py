@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     retrieval_mode: RetrievalMode = "chunks"
     top_k: int = Field(default=6, ge=1, le=50)
     history_max_tokens: int = Field(default=6000, ge=500, le=1_000_000)
+    history_max_turns: int = Field(
+        default=20, ge=1, le=1000,
+        description="Earlier exchanges the model sees (within history_max_tokens). The chat's thread keeps "
+        "only those; the whole chat stays in chat_turns (history, search, export).",
+    )
     # "exit": one checkpoint per turn, when the run ends (also when it fails or is cancelled). The
     # question is in chat_turns before the graph starts, and a turn a crash cut short is answered
     # "interrupted", never resumed, so per-node checkpoints would cost 2.5x the CPU for nothing

@@ -1,16 +1,21 @@
 """Prompt texts: files in `prompts/` by default, database versions (admin edits) on top.
 
 The active database version of a prompt wins over the file; rollback makes an
-older version active again (version 0 = the file shipped with the code). Reads
-are cheap (one indexed row), so every turn sees an edit at once, on every
-replica.
+older version active again (version 0 = the file shipped with the code).
+`current_prompt` is what turns read: the active prompt, kept for up to
+PROMPT_MAX_AGE_S per process (a turn used to spend one of its few database
+round trips on it). An edit is seen at once by the process that made it and
+within that time by every other replica.
 """
 
 from __future__ import annotations
 
 import re
+import time
+import weakref
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 from importlib import resources
 from uuid import UUID
 
@@ -21,6 +26,7 @@ FILE_VERSION = 0
 # A system prompt rides along with every model call: a cap keeps a paste accident from
 # multiplying the cost (and latency) of every turn. The shipped prompt is ~2,400 chars.
 PROMPT_MAX_CHARS = 20_000
+PROMPT_MAX_AGE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,34 @@ async def active_prompt(conn: psycopg.AsyncConnection | None, name: str = "syste
         if row is not None:
             return Prompt(name, row["text"], row["version"])
     return Prompt(name, file_prompt(name), FILE_VERSION)
+
+
+# pool (one per database) -> name -> (monotonic time read, prompt)
+_recent: weakref.WeakKeyDictionary[Any, dict[str, tuple[float, Prompt]]] = weakref.WeakKeyDictionary()
+
+
+async def current_prompt(pool: Any, name: str = "system", *, max_age_s: float = PROMPT_MAX_AGE_S) -> Prompt:
+    """The active prompt, read from `pool`'s database at most `max_age_s` ago (None: the file)."""
+    if pool is None:
+        return await active_prompt(None, name)
+    recent = _recent.setdefault(pool, {})
+    seen = recent.get(name)
+    now = time.monotonic()
+    if seen is not None and now - seen[0] < max_age_s:
+        return seen[1]
+    async with pool.connection() as conn:
+        prompt = await active_prompt(conn, name)
+    recent[name] = (now, prompt)
+    return prompt
+
+
+def forget_current_prompt(name: str | None = None) -> None:
+    """This process changed the active prompt: its next turn reads it again."""
+    for recent in list(_recent.values()):
+        if name is None:
+            recent.clear()
+        else:
+            recent.pop(name, None)
 
 
 def validate_prompt_text(text: str, *, name: str = "system", max_chars: int = PROMPT_MAX_CHARS) -> str:
@@ -111,6 +145,7 @@ async def save_prompt_version(conn: psycopg.AsyncConnection, text: str, *, autho
             (name, text, note, author_id),
         )
         version = (await cur.fetchone())["version"]
+    forget_current_prompt(name)
     return Prompt(name, text, version)
 
 
@@ -122,6 +157,7 @@ async def activate_prompt_version(conn: psycopg.AsyncConnection, version: int, n
         await conn.execute("UPDATE prompts SET active = false WHERE name = %s AND active", (name,))
         if version != FILE_VERSION:
             await conn.execute("UPDATE prompts SET active = true WHERE name = %s AND version = %s", (name, version))
+    forget_current_prompt(name)
     return prompt
 
 

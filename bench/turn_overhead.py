@@ -91,6 +91,7 @@ class InstantDeps:
     """AssistantDeps with no work in them: the knowledge route, one passage, an instant model."""
 
     history_max_tokens = 6000
+    history_max_turns = 20
     max_model_retries = 3
 
     def __init__(self) -> None:
@@ -185,7 +186,7 @@ async def measure(turn: Turn, threads: list[str], turns: int, *, warmup: Callabl
 
 
 async def run_direct(url: str, turns: int, threads: int, durability: str, profile: str | None,
-                     async_commit: bool = False, pooled_saver: bool = False) -> Figures:
+                     async_commit: bool = False, pooled_saver: bool = False, token_mode: str = "custom") -> Figures:
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     from psycopg_pool import AsyncConnectionPool
 
@@ -209,9 +210,9 @@ async def run_direct(url: str, turns: int, threads: int, durability: str, profil
             async for mode, _ in graph.astream(  # as graphs/assistant/runner.py runs it
                 {"messages": [HumanMessage(f"{QUESTION} ({i})", id=str(uuid.uuid4()))]},
                 {"configurable": {"thread_id": thread}}, context=Context(user_id="bench", chat_id=thread),
-                stream_mode=["messages", "updates"], durability=durability,
+                stream_mode=[token_mode, "updates"], durability=durability,
             ):
-                tokens += mode == "messages"
+                tokens += mode == token_mode
             assert tokens > 0
 
         figures = await measure(turn, ids, turns, warmup=lambda i: turn(str(uuid.uuid4()), i), profile=profile)
@@ -326,6 +327,8 @@ async def main() -> int:
     parser.add_argument("--pooled-saver", action=argparse.BooleanOptionalAction, default=True,
                         help="graphs/assistant/checkpointer.pooled_checkpointer, as the app uses it")
     parser.add_argument("--profile", help="write a pyinstrument profile of the one-at-a-time turns (HTML + .txt)")
+    parser.add_argument("--token-stream", choices=["custom", "messages"], default="custom",
+                        help="how tokens reach the caller: the runner's custom events, or LangGraph's messages mode")
     args = parser.parse_args()
 
     cluster = root = None
@@ -340,11 +343,11 @@ async def main() -> int:
           f"; saver: {'pooled_checkpointer' if args.pooled_saver else 'AsyncPostgresSaver with its one lock'}")
     try:
         direct = await run_direct(url, args.turns, args.threads, args.durability, args.profile, args.async_commit,
-                                  args.pooled_saver)
+                                  args.pooled_saver, args.token_stream)
         baseline = None
         if args.durability != "sync" and not args.no_baseline:
             baseline = await run_direct(url, args.turns, args.threads, "sync", None, args.async_commit,
-                                        args.pooled_saver)
+                                        args.pooled_saver, args.token_stream)
     finally:
         if cluster is not None:
             cluster.stop("fast")

@@ -3,7 +3,7 @@
 `langgraph dev` runs the exported graph (graphs/studio.py) with its own
 persistence, not the app's Postgres. This reads a chat's messages from the
 app's checkpointed thread (thread_id = chat id), or from its stored turns
-when the thread has none, and writes them into a new Studio thread with
+when the thread no longer holds the whole chat, and writes them into a new Studio thread with
 langgraph-sdk: one state update per turn, as if `synthesize` had produced
 it, so Studio's history shows every turn and any of them can be forked.
 """
@@ -43,12 +43,15 @@ async def read_chat(conn: psycopg.AsyncConnection, chat_id: UUID | str) -> Store
     saved = await AsyncPostgresSaver(conn).aget_tuple({"configurable": {"thread_id": str(chat_id)}})  # type: ignore[arg-type]
     messages = list(((saved.checkpoint.get("channel_values") or {}).get("messages") or []) if saved else [])
     source = "checkpoint"
-    if not messages:
-        cur = await conn.execute(
-            "SELECT id, role, content FROM chat_turns WHERE chat_id = %s AND status <> 'pending' ORDER BY seq",
-            (str(chat_id),))
+    cur = await conn.execute(
+        "SELECT id, role, content FROM chat_turns WHERE chat_id = %s AND status <> 'pending' ORDER BY seq",
+        (str(chat_id),))
+    turns = await cur.fetchall()
+    # The thread keeps only the exchanges the model still sees (history_max_turns): once it has let
+    # go of the chat's first turn, the stored turns are the whole conversation.
+    if not messages or (turns and messages[0].id != str(turns[0]["id"])):
         messages = [(HumanMessage if t["role"] == "user" else AIMessage)(content=t["content"], id=str(t["id"]))
-                    for t in await cur.fetchall()]
+                    for t in turns]
         source = "turns"
     return StoredChat(str(chat["id"]), str(chat["user_id"]), chat["title"], messages, source)
 

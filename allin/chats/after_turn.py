@@ -7,17 +7,46 @@ Best effort: every step logs its failure and lets the next one run.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from typing import Any
 
 from loguru import logger
 from psycopg_pool import AsyncConnectionPool
 
 from allin.chats import store
-from allin.chats.embedding import TextEmbedder, embed_pending_turns
+from allin.chats.embedding import TextEmbedder, embed_pending_turns, embed_turns
 from allin.chats.titles import title_and_topics
 
 # A chat that opened with small talk ("hi") is named by the first of its early questions that has keywords.
 TITLE_WITHIN_QUESTIONS = 3
+SETTLED_CHATS_KEPT = 10_000
+
+
+class _RecentSet:
+    """The last `size` keys added (a set that forgets its oldest)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._keys: OrderedDict[Any, None] = OrderedDict()
+
+    def add(self, key: Any) -> None:
+        self._keys[key] = None
+        self._keys.move_to_end(key)
+        if len(self._keys) > self.size:
+            self._keys.popitem(last=False)
+
+    def discard(self, key: Any) -> None:
+        self._keys.pop(key, None)
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._keys
+
+
+# Chats of this process past their naming window: their later turns skip the title query.
+_settled_chats = _RecentSet(SETTLED_CHATS_KEPT)
+# A user's pending turns are looked for on their first turn here and then every this many turns.
+CATCH_UP_EVERY = 20
+_turns_since_catch_up: OrderedDict[Any, int] = OrderedDict()  # user id -> turns since, oldest user first
 
 
 async def maybe_title_chat(pool: AsyncConnectionPool, settings: Any, chat: dict, result: Any) -> dict | None:
@@ -26,6 +55,8 @@ async def maybe_title_chat(pool: AsyncConnectionPool, settings: Any, chat: dict,
     Returns the new {"title", "topics"}, or None when the chat kept its name.
     """
     user_id, chat_id = chat["user_id"], chat["id"]
+    if not chat.get("title_auto", True) or chat_id in _settled_chats:
+        return None  # named by its user, or past its early questions: nothing left to check
     async with pool.connection() as conn:
         # One round trip: the chat's naming state and which of its questions this one is.
         cur = await conn.execute(
@@ -40,6 +71,8 @@ async def maybe_title_chat(pool: AsyncConnectionPool, settings: Any, chat: dict,
     if current is None or not current["title_auto"]:
         return None
     nth = current["nth"]
+    if nth >= TITLE_WITHIN_QUESTIONS:
+        _settled_chats.add(chat_id)
     if not (nth == 1 or (nth <= TITLE_WITHIN_QUESTIONS and current["title"] == store.DEFAULT_TITLE)):
         return None
     named = await title_and_topics(settings, current["content"], result.content or "")
@@ -68,7 +101,7 @@ async def _embedder_of(res: Any) -> TextEmbedder | None:
 
 async def after_turn(res_or_pool: Any, chat: dict, result: Any, *, settings: Any = None,
                      embedder: TextEmbedder | None = None) -> dict | None:
-    """Title the chat (while `title_auto`) and embed the user's pending turns.
+    """Title the chat (while `title_auto`) and embed this exchange (now and then all the user's pending turns).
 
     Returns what changed on the chat ({"title", "topics"}) for the client to show, or None.
 
@@ -87,8 +120,25 @@ async def after_turn(res_or_pool: Any, chat: dict, result: Any, *, settings: Any
     except Exception as exc:  # noqa: BLE001
         logger.warning("could not title chat {}: {}", chat.get("id"), exc)
     if embedder is not None:
+        user_id = chat["user_id"]
         try:
-            await embed_pending_turns(pool, embedder, user_id=chat["user_id"])
+            if _due_for_catch_up(user_id):
+                # Also the turns that ended without this step (interrupted, failed) or whose embedding failed.
+                await embed_pending_turns(pool, embedder, user_id=user_id)
+            else:  # the usual case: just this exchange, with no query for what is pending
+                await embed_turns(pool, embedder, [(result.user_turn_id, result.question),
+                                                   (result.turn_id, result.content)])
         except Exception as exc:  # noqa: BLE001
+            _turns_since_catch_up.pop(user_id, None)  # the next turn catches up
             logger.warning("could not embed turns of chat {}: {}", chat.get("id"), exc)
     return renamed
+
+
+def _due_for_catch_up(user_id: Any) -> bool:
+    """A user's first turn in this process, and every CATCH_UP_EVERY turns after it."""
+    count = _turns_since_catch_up.pop(user_id, None)
+    due = count is None or count + 1 >= CATCH_UP_EVERY
+    _turns_since_catch_up[user_id] = 0 if due else count + 1
+    if len(_turns_since_catch_up) > SETTLED_CHATS_KEPT:
+        _turns_since_catch_up.popitem(last=False)
+    return due

@@ -1,8 +1,8 @@
 """Embeddings of chat turns, for semantic history search.
 
-Turns are stored first and embedded afterwards, in batches (after each turn,
-and by anyone who calls `embed_pending_turns` to catch up), so a slow or
-missing embedder never delays an answer.
+Turns are stored first and embedded afterwards (a turn's own question and
+answer after it, and in batches by anyone who calls `embed_pending_turns` to
+catch up), so a slow or missing embedder never delays an answer.
 """
 
 from __future__ import annotations
@@ -47,18 +47,27 @@ async def embed_pending_turns(pool: AsyncConnectionPool, embedder: TextEmbedder,
         rows = await cur.fetchall()
     if not rows:
         return 0
-    vectors = await asyncio.to_thread(embedder.embed, [row["content"] or " " for row in rows])
-    vectors = np.asarray(vectors, dtype=np.float32)
-    if vectors.shape[0] != len(rows):
-        raise ValueError(f"embedder returned {vectors.shape[0]} vectors for {len(rows)} texts")
+    stored = await embed_turns(pool, embedder, [(row["id"], row["content"]) for row in rows])
+    logger.debug("embedded {} chat turns", stored)
+    return stored
+
+
+async def embed_turns(pool: AsyncConnectionPool, embedder: TextEmbedder,
+                      turns: list[tuple[UUID | str, str | None]]) -> int:
+    """Embed these (turn id, text) pairs and store the vectors of those still without one."""
+    if not turns:
+        return 0
+    texts = [(text or " ")[:EMBED_CHARS] for _, text in turns]
+    vectors = np.asarray(await asyncio.to_thread(embedder.embed, texts), dtype=np.float32)
+    if vectors.shape[0] != len(turns):
+        raise ValueError(f"embedder returned {vectors.shape[0]} vectors for {len(turns)} texts")
     async with pool.connection() as conn:
         await ensure_vector_types(conn)
         # One statement for all of them; `embedding IS NULL` again: a concurrent run may have stored them.
-        await conn.execute(
+        cur = await conn.execute(
             "UPDATE chat_turns t SET embedding = v.embedding"
             " FROM unnest(%s::uuid[], %b::vector[]) AS v(id, embedding)"  # %b: vectors sent binary, not as text
             " WHERE t.id = v.id AND t.embedding IS NULL",
-            ([row["id"] for row in rows], list(vectors)),
+            ([turn_id for turn_id, _ in turns], list(vectors)),
         )
-    logger.debug("embedded {} chat turns", len(rows))
-    return len(rows)
+    return cur.rowcount

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from allin.config import Settings
 from allin.db.embedded import start_embedded
@@ -57,12 +57,23 @@ async def check_if_suspect(conn: psycopg.AsyncConnection) -> None:
     socket); only then is the server asked. The plain check cost a round trip
     per checkout, about a third of a turn's statements.
     """
+    if _server_spoke(conn):
+        await AsyncConnectionPool.check_connection(conn)
+
+
+def check_if_suspect_sync(conn: psycopg.Connection) -> None:
+    """`check_if_suspect` for synchronous pools (mem0's)."""
+    if _server_spoke(conn):
+        ConnectionPool.check_connection(conn)
+
+
+def _server_spoke(conn: psycopg.Connection | psycopg.AsyncConnection) -> bool:
+    """Something (an error, EOF) is waiting on an idle connection's socket."""
     if conn.closed:
         raise psycopg.OperationalError("connection closed")
     poller = select.poll()  # not select.select: past 1,024 open sockets (WebSockets) it cannot take the fd
     poller.register(conn.pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
-    if poller.poll(0):
-        await AsyncConnectionPool.check_connection(conn)
+    return bool(poller.poll(0))
 
 
 async def ping(pool: AsyncConnectionPool, timeout: float = 1.5) -> bool:

@@ -150,6 +150,7 @@ def build_mem0(settings: Settings, *, db_url: str, embedder: Any, options: Memor
     from mem0 import AsyncMemory
     from psycopg_pool import ConnectionPool
 
+    from allin.db.pool import check_if_suspect_sync
     from allin.knowledge.embeddings import as_langchain
 
     pool = ConnectionPool(
@@ -160,7 +161,7 @@ def build_mem0(settings: Settings, *, db_url: str, embedder: Any, options: Memor
         kwargs={"autocommit": True, "prepare_threshold": None, "connect_timeout": 3},
         timeout=settings.db_timeout_s,
         configure=_configure_connection,
-        check=ConnectionPool.check_connection,
+        check=check_if_suspect_sync,  # a round trip only when the server has closed the connection
         open=False,
         name="allin-mem0",
     )

@@ -81,17 +81,34 @@ class Connection:
         self.closed = False
         self.last_seen = time.monotonic()
         self.voice: Any = None  # the voice session, created on the first audio frame
+        self._queued_token: dict | None = None  # the last frame queued, while it is a token still waiting
 
     # -- sending ------------------------------------------------------------------
     async def send(self, frame: dict | bytes) -> None:
-        """Queue a frame; waits when the queue is full (backpressure), drops once closed."""
+        """Queue a frame; waits when the queue is full (backpressure), drops once closed.
+
+        A token behind another of the same turn still in the queue joins it: a client that reads
+        slower than the model writes gets fewer, longer `token` frames, not a longer queue.
+        """
         if self.closed:
             return
+        is_token = isinstance(frame, dict) and frame.get("type") == "token"
+        last = self._queued_token
+        if is_token and last is not None and last.get("turn_id") == frame.get("turn_id"):
+            last["text"] += frame["text"]
+            return
+        self._queued_token = None  # from here on it is no longer the last frame queued
+        if is_token:
+            frame = dict(frame)  # ours to extend while it waits
         await self.outbox.put(frame)
+        if is_token:
+            self._queued_token = frame
 
     async def writer(self) -> None:
         while True:
             frame = await self.outbox.get()
+            if frame is self._queued_token:
+                self._queued_token = None  # taken: it is written as it is now
             try:
                 if frame is None or not await self._write(frame):
                     return

@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, trim_messages
+from langchain_core.messages import (AIMessage, BaseMessage, HumanMessage, RemoveMessage, SystemMessage,
+                                     trim_messages)
 from langchain_core.messages.utils import count_tokens_approximately
 from langgraph.runtime import Runtime
+from langgraph.types import StreamWriter
 
 from allin.models.context import (AttachedFile, CodeRun, Passage, TurnContext, build_files_turn_content,
                                   build_turn_message)
@@ -81,14 +83,18 @@ def make_nodes(deps: AssistantDeps):
             memories=list(state.get("memories") or []),
             attachments=list(state.get("attachments") or []),
         )
+        earlier = history_before_last_user(state)
         history = trim_messages(
-            history_before_last_user(state),
+            earlier[-2 * deps.history_max_turns:],
             max_tokens=deps.history_max_tokens,
             token_counter=count_tokens_approximately,
             strategy="last",
             start_on="human",
             allow_partial=False,
         )
+        # What the model can no longer see leaves the thread: every turn loads and stores the whole
+        # message list, so an unbounded thread costs more each turn (chat_turns keeps the whole chat).
+        forgotten = [RemoveMessage(id=m.id) for m in earlier[:len(earlier) - len(history)] if m.id]
         # Files mode: the attached documents replace the passages (numbered the same way for citations).
         files = [AttachedFile(**f) for f in state.get("files") or []]
         turn = build_files_turn_content(ctx, files, file_prompt("files")) if files else build_turn_message(ctx)
@@ -98,24 +104,29 @@ def make_nodes(deps: AssistantDeps):
         if cache:
             # The cache holds the system prompt and the files: the request names it and sends the rest.
             try:
-                answer = await _stream_answer(deps, [*history, HumanMessage(turn[-1:])], cached_content=cache)
+                answer = await _stream_answer(deps, [*history, HumanMessage(turn[-1:])], runtime.stream_writer,
+                                              cached_content=cache)
             except Exception as exc:
                 if (api_status(exc) or (exc.__cause__ and api_status(exc.__cause__))) not in (403, 404):
                     raise
                 await deps.forget_files_cache(cache)  # gone early: answer without it, a new one next turn
         if answer is None:
-            answer = await _stream_answer(deps, messages)
+            answer = await _stream_answer(deps, messages, runtime.stream_writer)
         used = {int(n) for n in _CITE_RE.findall(answer)}
         citations = [source.citation() for source in (files or passages) if source.n in used]
         reply = AIMessage(content=answer, additional_kwargs={"citations": citations, "prompt_version": prompt.version})
-        return {"messages": [reply], "citations": citations, "prompt_version": prompt.version}
+        return {"messages": [*forgotten, reply], "citations": citations, "prompt_version": prompt.version}
 
     return classify, retrieve, code_execute, recall, synthesize
 
 
-async def _stream_answer(deps: AssistantDeps, messages: list[BaseMessage], **call_options) -> str:
-    """Stream the model's answer (LangGraph forwards the tokens); retry transient errors before any token.
+async def _stream_answer(deps: AssistantDeps, messages: list[BaseMessage], write: StreamWriter,
+                         **call_options) -> str:
+    """Stream the model's answer; retry transient errors before any token.
 
+    Each piece goes out as a custom stream event `{"token": text}` (the runner streams `custom`: the
+    `messages` mode hangs a callback handler on every step of the run to find the model's tokens,
+    a tenth of a turn's CPU). LangGraph Studio's `messages` mode still sees the model's tokens.
     Once a token has reached the user a retry would repeat it, so a failure after that ends the turn.
     """
     model = deps.chat_model()
@@ -132,5 +143,6 @@ async def _stream_answer(deps: AssistantDeps, messages: list[BaseMessage], **cal
                 if piece:
                     started = True
                     parts.append(piece)
+                    write({"token": piece})
             return "".join(parts)
     raise AssertionError("unreachable")

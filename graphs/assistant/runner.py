@@ -14,14 +14,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
+from langchain_core.messages import AIMessage, HumanMessage
 from loguru import logger
 from psycopg.errors import UniqueViolation
 from psycopg_pool import AsyncConnectionPool
 
 from allin.chats import store
 from allin.models.errors import TurnTimeout, user_message
-from allin.prompts import active_prompt
+from allin.prompts import current_prompt
 from allin.tracing import Tracing, user_hash
 from graphs.assistant.context import Context
 
@@ -121,8 +121,8 @@ class TurnRunner:
                     conn, user_id=user_id, chat_id=chat_id, role="user", content=text, modality=modality,
                     client_id=client_id, attachments=list(attachment_ids), audio_ref=audio_ref, turn_id=user_turn_id,
                 )
-                # Traces name the prompt version up front (one indexed row); synthesize reads it again.
-                prompt_version = (await active_prompt(conn)).version if self.tracing is not None else None
+                # Traces name the prompt version up front; synthesize reads it again (both cached for a second).
+                prompt_version = (await current_prompt(self.pool)).version if self.tracing is not None else None
         except Exception as exc:  # noqa: BLE001 - not stored: say so, so the client can send it again
             if isinstance(exc, UniqueViolation) and client_id:
                 # Not a database fault: the client reused a question's id (a blind resend after a reconnect).
@@ -150,20 +150,14 @@ class TurnRunner:
         async def stream_graph() -> None:
             nonlocal node_started
             async for mode, payload in self.graph.astream(
-                graph_input, config, context=ctx, stream_mode=["messages", "updates"],
+                graph_input, config, context=ctx, stream_mode=["custom", "updates"],
                 durability=self.settings.langgraph_durability,
             ):
-                if mode == "messages":
-                    chunk, meta = payload
-                    # LangGraph also emits the node's returned message (under a new id) after the
-                    # streamed chunks: taking it too would repeat the whole answer. A model that
-                    # does not stream gives only that one, which is then the answer.
-                    streamed = isinstance(chunk, AIMessageChunk) or not tokens
-                    if meta.get("langgraph_node") == "synthesize" and streamed:
-                        piece = chunk.text if isinstance(chunk.text, str) else ""
-                        if piece:
-                            tokens.append(piece)
-                            await send({"type": "token", "text": piece, "turn_id": str(turn_id)})
+                if mode == "custom":
+                    piece = payload.get("token") if isinstance(payload, dict) else None
+                    if piece:  # synthesize's answer as the model writes it (graphs/assistant/nodes.py)
+                        tokens.append(piece)
+                        await send({"type": "token", "text": piece, "turn_id": str(turn_id)})
                 elif mode == "updates":
                     now = time.perf_counter()
                     for node, update in (payload or {}).items():

@@ -13,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from allin.config import Settings, load_settings
 from allin.models.context import AttachedFile, CodeRun, Passage, snippet
-from allin.prompts import Prompt, active_prompt
+from allin.prompts import Prompt, current_prompt
 from graphs.assistant.context import Context
 from graphs.assistant.files import pick_documents
 from graphs.assistant.state import Route
@@ -69,6 +69,10 @@ class ServiceDeps:
     @property
     def history_max_tokens(self) -> int:
         return self.settings.history_max_tokens
+
+    @property
+    def history_max_turns(self) -> int:
+        return self.settings.history_max_turns
 
     @property
     def max_model_retries(self) -> int:
@@ -168,11 +172,7 @@ class ServiceDeps:
             return [f"{r['filename']}:\n{r['text']}" for r in await cur.fetchall()]
 
     async def system_prompt(self) -> Prompt:
-        pool = await self.pool()
-        if pool is None:
-            return await active_prompt(None)
-        async with pool.connection() as conn:
-            return await active_prompt(conn)
+        return await current_prompt(await self.pool())
 
 
 class LazyServiceDeps(ServiceDeps):
@@ -228,6 +228,11 @@ class LazyServiceDeps(ServiceDeps):
     def history_max_tokens(self) -> int:
         self._settings_ready()
         return self.settings.history_max_tokens
+
+    @property
+    def history_max_turns(self) -> int:
+        self._settings_ready()
+        return self.settings.history_max_turns
 
     @property
     def max_model_retries(self) -> int:

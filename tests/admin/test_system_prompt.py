@@ -122,3 +122,25 @@ class TestNextAnswerUsesTheActivePrompt:
         await client.post(f"{URL}/rollback", json={"version": 0}, headers=users.admin.headers)
         rolled = await self._turn(app, users.bob, fake_gemini, "and now?")
         assert rolled["system"].strip() == file_prompt("system").strip() and rolled["stored"] == 0
+
+
+async def test_turns_read_the_prompt_at_most_a_second_old(settings, db_url, users):
+    """Another replica's edit (a bare SQL write here: nothing in this process hears of it) is picked up
+    once the cached copy is older than PROMPT_MAX_AGE_S; an edit made here is seen at once."""
+    from allin.db.pool import make_pool
+    from allin.prompts import current_prompt, save_prompt_version
+
+    pool = make_pool(db_url, settings, min_size=1, max_size=2)
+    await pool.open()
+    try:
+        assert (await current_prompt(pool, max_age_s=60)).version == 0
+        async with await psycopg.AsyncConnection.connect(db_url, autocommit=True, row_factory=dict_row) as other:
+            await other.execute("INSERT INTO prompts (name, text, active) VALUES ('system', %s, true)", (NEW_PROMPT,))
+        assert (await current_prompt(pool, max_age_s=60)).version == 0  # still the copy read just now
+        fresh = await current_prompt(pool, max_age_s=0)
+        assert fresh.version >= 1 and fresh.text == NEW_PROMPT
+        async with pool.connection() as conn:
+            mine = await save_prompt_version(conn, OTHER_PROMPT, author_id=users.admin.id)
+        assert (await current_prompt(pool, max_age_s=60)) == mine
+    finally:
+        await pool.close()

@@ -81,7 +81,8 @@ async def test_after_turn_titles_only_automatic_chats_on_early_questions(app, co
     async def exchange(chat, question, answer="It is documented [1]."):
         q = await store.add_turn(conn, user_id=users.alice.id, chat_id=chat["id"], role="user", content=question)
         a = await store.add_turn(conn, user_id=users.alice.id, chat_id=chat["id"], role="assistant", content=answer)
-        result = SimpleNamespace(user_turn_id=q["id"], turn_id=a["id"], content=answer, status="complete")
+        result = SimpleNamespace(user_turn_id=q["id"], turn_id=a["id"], question=question, content=answer,
+                                 status="complete")
         await after_turn(app.state.res, chat, result)
 
     auto = await make_chat(conn, users.alice)
@@ -106,3 +107,29 @@ async def test_after_turn_titles_only_automatic_chats_on_early_questions(app, co
                              content="Which linter do we use?")
     await after_turn(pool, bare, SimpleNamespace(user_turn_id=q["id"], content="ruff", status="complete"))
     assert (await store.get_chat(conn, users.alice.id, bare["id"]))["title"] == "Linter"
+
+
+async def test_after_turn_embeds_its_exchange_and_catches_up_on_turns_left_behind(app, conn, users, embedder):
+    """After a turn only its own question and answer are embedded (no query for pending turns); a
+    turn that ended without after-turn work (interrupted) is embedded by the periodic catch-up."""
+    from allin.chats.after_turn import CATCH_UP_EVERY
+
+    chat = await make_chat(conn, users.alice, title="Mine")
+
+    async def exchange(question: str) -> None:
+        q = await store.add_turn(conn, user_id=users.alice.id, chat_id=chat["id"], role="user", content=question)
+        a = await store.add_turn(conn, user_id=users.alice.id, chat_id=chat["id"], role="assistant", content="ok")
+        await after_turn(app.state.res, chat, SimpleNamespace(user_turn_id=q["id"], turn_id=a["id"], question=question,
+                                                              content="ok", status="complete"))
+
+    async def unembedded() -> list[str]:
+        cur = await conn.execute("SELECT content FROM chat_turns WHERE embedding IS NULL AND chat_id = %s", (chat["id"],))
+        return [r["content"] for r in await cur.fetchall()]
+
+    await exchange("first question")
+    await store.add_turn(conn, user_id=users.alice.id, chat_id=chat["id"], role="user", content="cut short")
+    for i in range(CATCH_UP_EVERY - 1):
+        await exchange(f"question {i}")
+        assert await unembedded() == ["cut short"]
+    await exchange("the catch-up turn")
+    assert await unembedded() == []

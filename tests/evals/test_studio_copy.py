@@ -158,3 +158,24 @@ async def test_unknown_chat_and_unreachable_server_fail_clearly(db_url, data_dir
     assert done.returncode == 1 and "no chat 00000000-0000-0000-0000-000000000000" in done.stderr
     done = _copy("not-a-uuid", "http://127.0.0.1:1", env)
     assert done.returncode == 2 and "not a chat id" in done.stderr
+
+
+async def test_a_chat_longer_than_its_thread_is_read_from_its_turns(settings, users, db_url):
+    """The thread keeps only the exchanges the model still sees; a copy still gets the whole chat."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from graphs.studio_copy import read_chat
+
+    short = settings.model_copy(update={"history_max_turns": 1})
+    chat_id = await _chat_with_turns(short, users.alice.id, ["Who are you?", "What is a CL?", "Thanks!"])
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True, row_factory=dict_row) as conn:
+        chat = await read_chat(conn, chat_id)
+    assert chat.source == "turns"
+    assert [m.type for m in chat.messages] == ["human", "ai"] * 3
+    assert chat.messages[0].content == "Who are you?" and chat.messages[4].content == "Thanks!"
+
+    whole = await _chat_with_turns(settings, users.alice.id, ["Who are you?", "Thanks!"])
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True, row_factory=dict_row) as conn:
+        chat = await read_chat(conn, whole)
+    assert chat.source == "checkpoint" and len(chat.messages) == 4

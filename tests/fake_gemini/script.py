@@ -38,11 +38,12 @@ class Reply:
 
 @dataclass(frozen=True)
 class Text(Reply):
-    """Model text. `chunks` sets the stream chunks (default: one per word)."""
+    """Model text. `chunks` sets the stream chunks (default: one per word), sent `chunk_delay_s` apart."""
 
     text: str
     chunks: list[str] | None = None
     finish_reason: str = "STOP"
+    chunk_delay_s: float = 0.0
 
     def parts(self) -> list[dict]:
         return [{"text": self.text}]

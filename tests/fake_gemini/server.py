@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import base64
 import hashlib
 import json
@@ -170,8 +172,12 @@ def build_app(fake: FakeGemini) -> Any:
 
         chunks = reply.stream_chunks()
 
+        delay = getattr(reply, "chunk_delay_s", 0.0)
+
         async def events() -> Any:
             for i, chunk in enumerate(chunks):
+                if i and delay:
+                    await asyncio.sleep(delay)  # a model writing: the chunks reach the client apart
                 yield f"data: {json.dumps(payload(chunk, final=i == len(chunks) - 1))}\r\n\r\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")

@@ -64,3 +64,24 @@ async def test_pool_replaces_a_connection_the_server_closed(db_url, settings):
         assert new_pid != pid
     finally:
         await pool.close()
+
+
+def test_sync_pool_check_replaces_a_connection_the_server_closed(db_url):
+    """The same check for synchronous pools (mem0's)."""
+    import time
+
+    from psycopg_pool import ConnectionPool
+
+    from allin.db.pool import check_if_suspect_sync
+
+    with ConnectionPool(db_url, min_size=1, max_size=1, kwargs={"autocommit": True},
+                        check=check_if_suspect_sync) as pool:
+        with pool.connection() as conn:
+            pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        with pool.connection() as conn:  # healthy: the same connection again
+            assert conn.execute("SELECT pg_backend_pid()").fetchone()[0] == pid
+        with psycopg.connect(db_url, autocommit=True) as admin:
+            assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]
+        time.sleep(0.2)
+        with pool.connection() as conn:
+            assert conn.execute("SELECT pg_backend_pid()").fetchone()[0] != pid

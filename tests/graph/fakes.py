@@ -33,6 +33,7 @@ class EchoContextModel(GenericFakeChatModel):
 
 class FakeDeps:
     history_max_tokens = 2000
+    history_max_turns = 20
     max_model_retries = 1
 
     def __init__(self, model=None, passages=None):

@@ -56,13 +56,30 @@ async def test_system_prompt_memories_and_history_reach_the_model():
     assert "payments team" in sent[-1].content
 
 
-async def test_long_history_is_trimmed_but_kept_in_state():
+async def test_long_history_is_trimmed_and_the_thread_keeps_only_what_the_model_sees():
     deps = FakeDeps()
     deps.history_max_tokens = 600
     graph = compile_with(deps)
     for i in range(30):
         await run(graph, f"question number {i} " + "padding words " * 30)
     sent = deps.model.seen[-1]
-    state = await graph.aget_state({"configurable": {"thread_id": "t1"}})
-    assert len(state.values["messages"]) == 60
     assert len(sent) < 20 and sent[1].type == "human"
+    state = await graph.aget_state({"configurable": {"thread_id": "t1"}})
+    kept = state.values["messages"]
+    # The earlier exchanges the model was sent, then this turn's question and answer: nothing older.
+    assert [m.id for m in kept[:-2]] == [m.id for m in sent[1:-1]]
+    assert [m.type for m in kept[-2:]] == ["human", "ai"] and "question number 29" in kept[-2].content
+
+
+async def test_history_is_capped_at_history_max_turns():
+    deps = FakeDeps()
+    deps.history_max_tokens = 100_000
+    deps.history_max_turns = 3
+    graph = compile_with(deps)
+    for i in range(8):
+        await run(graph, f"question number {i}")
+    sent = deps.model.seen[-1]
+    assert [m.type for m in sent] == ["system", *["human", "ai"] * 3, "human"]
+    assert "question number 4" in sent[1].content
+    state = await graph.aget_state({"configurable": {"thread_id": "t1"}})
+    assert len(state.values["messages"]) == 8 and "question number 7" in state.values["messages"][-2].content

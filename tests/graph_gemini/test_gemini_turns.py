@@ -32,7 +32,7 @@ async def test_knowledge_turn_sends_prompt_and_context_and_streams_tokens_in_ord
         live_server, users, knowledge, fake_gemini, db_url):
     fake_gemini.enqueue(route("knowledge"))
     chunks = ["Reviews ", "should get a first answer ", "within one business day ", "[1]."]
-    fake_gemini.enqueue(Text("".join(chunks), chunks=chunks))
+    fake_gemini.enqueue(Text("".join(chunks), chunks=chunks, chunk_delay_s=0.05))
     async with websockets.connect(live_server.ws_url) as ws:
         ready = await hello(ws, users.alice.token)
         frames = await ask(ws, "How fast should code reviews be?")
@@ -53,7 +53,8 @@ async def test_knowledge_turn_sends_prompt_and_context_and_streams_tokens_in_ord
     assert "<question>\nHow fast should code reviews be?\n</question>" in sent
     assert answer.tools == []  # no code execution on a knowledge turn
 
-    # Tokens arrive in the order the model streamed them, then the message with its citation.
+    # Tokens arrive in the order the model streamed them, one frame per chunk (they came apart:
+    # chunks queued together for a slow reader would share a frame), then the message with its citation.
     assert [f["text"] for f in of(frames, "token")] == chunks
     assert [f["type"] for f in frames[-2:]] == ["message", "turn_complete"]
     message = frames[-2]
