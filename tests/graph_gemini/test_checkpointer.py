@@ -74,3 +74,34 @@ async def test_the_shipped_saver_still_queues_every_call(pool):
     await turns(graph, chats, per_chat=1)
     with pytest.raises(TimeoutError):
         await _holding_a_call_open(saver, chats)
+
+
+async def test_latest_checkpoint_is_reused_only_while_it_is_still_the_latest(pool):
+    """A turn's load of its chat's checkpoint is answered from what this saver wrote last, and
+    matches a fresh read; once another replica (a second saver on the same database) moves the
+    thread on, the next load reads the database and sees that replica's turn."""
+    here, there = pooled_checkpointer(pool), pooled_checkpointer(pool)
+    graph_here = build_graph(FakeDeps()).compile(checkpointer=here)
+    graph_there = build_graph(FakeDeps()).compile(checkpointer=there)
+    chat = str(uuid.uuid4())
+
+    async def ask(graph, text: str) -> None:
+        await graph.ainvoke({"messages": [HumanMessage(text)]}, thread(chat),
+                            context=Context(user_id="u", chat_id=chat), durability="exit")
+
+    await ask(graph_here, "question 0")
+    await ask(graph_here, "question 1")
+    assert here.reused == 1  # the second turn started from memory
+    remembered = await here.aget_tuple(thread(chat))
+    fresh = await AsyncPostgresSaver(pool).aget_tuple(thread(chat))
+    assert remembered.config == fresh.config and remembered.parent_config == fresh.parent_config
+    assert remembered.checkpoint == fresh.checkpoint and remembered.pending_writes == fresh.pending_writes == []
+    assert remembered.metadata == fresh.metadata
+
+    await ask(graph_there, "question from another replica")
+    loaded = here.loaded
+    await ask(graph_here, "question 2")
+    assert here.loaded == loaded + 1
+    state = await graph_here.aget_state(thread(chat))
+    assert [m.content for m in state.values["messages"] if m.type == "human"] == [
+        "question 0", "question 1", "question from another replica", "question 2"]

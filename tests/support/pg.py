@@ -93,3 +93,7 @@ class PgCluster:
 
     def url(self, dbname: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def socket_url(self, dbname: str = "postgres") -> str:
+        """Through the server's Unix socket (in the data dir), as the embedded server is reached."""
+        return f"postgresql://postgres@/{dbname}?host={self.data_dir}&port={self.port}"
