@@ -4,8 +4,10 @@ Loopback only and bounded in time. One server process (uvicorn) with zero-latenc
 models, on its own Postgres; this load generator shares the same 2 cores.
 
 Each active connection sends a turn a second at its own phase within the second
-(spread evenly, as independent users are); --lockstep sends them all at the same
-instant instead, which measures bursts: N turns queued at once.
+(spread evenly, as independent users are), and every connection its heartbeat
+at its own phase within --ping-every; --lockstep sends turns all at the same
+instant and heartbeats in one burst instead, which measures bursts: N turns
+queued at once.
 
     .venv/bin/python bench/ws_load.py [--connections 1000] [--active 50] [--seconds 60]
 """
@@ -88,7 +90,7 @@ class Stats:
 
 
 async def connection(url: str, token: str, stats: Stats, stop: asyncio.Event, active: asyncio.Event,
-                     held: list[int], ping_every: float, phase_s: float = 0.0) -> None:
+                     held: list[int], ping_every: float, phase_s: float = 0.0, first_ping_s: float | None = None) -> None:
     try:
         async with websockets.connect(url, max_queue=64, open_timeout=60, ping_interval=None) as ws:
             await ws.send(json.dumps({"type": "hello", "token": token}))
@@ -97,7 +99,7 @@ async def connection(url: str, token: str, stats: Stats, stop: asyncio.Event, ac
                 stats.errors += 1
                 return
             held[0] += 1
-            next_ping = time.monotonic() + ping_every
+            next_ping = time.monotonic() + (ping_every if first_ping_s is None else first_ping_s)
             was_active = False
             while not stop.is_set():
                 if active.is_set() and not was_active:
@@ -184,8 +186,11 @@ async def run(args) -> None:
         tasks = []
         for i in range(args.connections):
             phase_s = 0.0 if args.lockstep else (i * 0.6180339887) % 1.0  # golden ratio: evenly spread for any N
+            # Heartbeats at their own moment within the interval too, as clients that connected at
+            # different times send them; opened in a few seconds, they would all ping in the same 3 s.
+            first_ping_s = None if args.lockstep else args.ping_every * ((i * 0.7548776662) % 1.0 or 1.0)
             tasks.append(asyncio.create_task(connection(ws_url, tokens[i % len(tokens)], stats, stop, actives[i], held,
-                                                        args.ping_every, phase_s)))
+                                                        args.ping_every, phase_s, first_ping_s)))
             if i % 50 == 49:
                 await asyncio.sleep(0.05)
         while held[0] + stats.dropped + stats.errors < args.connections and time.perf_counter() - t_open < 120:
@@ -274,9 +279,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--users", type=int, default=100)
     ap.add_argument("--ping-every", type=float, default=15.0)
-    ap.add_argument("--ramp", type=int, nargs="*", default=[5, 10, 15, 20, 25, 30, 40, 50, 75, 100])
-    ap.add_argument("--ramp-seconds", type=float, default=10)
-    ap.add_argument("--lockstep", action="store_true", help="every active connection sends at the same instant")
+    ap.add_argument("--ramp", type=int, nargs="*", default=[10, 20, 30, 40, 45, 50, 60, 75, 100])
+    ap.add_argument("--ramp-seconds", type=float, default=20)
+    ap.add_argument("--lockstep", action="store_true",
+                    help="every active connection sends at the same instant, every connection pings in the same burst")
     asyncio.run(run(ap.parse_args()))
 
 
