@@ -16,7 +16,7 @@ import hashlib
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +46,25 @@ def embed_document(document: ExtractedDocument, embedder: Embedder) -> np.ndarra
     return embedder.embed([embedding_text(document.title, c) for c in document.chunks])
 
 
+# The vectors a document's stored chunks already have, by the exact text they were embedded from.
+PreviousVectors = Callable[[Path], dict[str, np.ndarray]]
+
+
+def embed_reusing(document: ExtractedDocument, embedder: Embedder,
+                  previous: dict[str, np.ndarray]) -> tuple[np.ndarray, int]:
+    """`embed_document`, taking the vector of any chunk whose text was embedded before (an edit to a
+    long document re-embeds only what changed); returns the vectors and how many were reused."""
+    texts = [embedding_text(document.title, c) for c in document.chunks]
+    missing = [i for i, text in enumerate(texts) if text not in previous]
+    out = np.empty((len(texts), embedder.dim), dtype=np.float32)
+    if missing:
+        out[missing] = embedder.embed([texts[i] for i in missing])
+    for i, text in enumerate(texts):
+        if text in previous:
+            out[i] = previous[text]
+    return out, len(texts) - len(missing)
+
+
 def process_file(
     path: Path, *, ocr: Ocr | None, embedder: Embedder, max_bytes: int
 ) -> tuple[ExtractedDocument, np.ndarray]:
@@ -63,6 +82,7 @@ class FileResult:
     error: IngestError | None
     extract_s: float
     embed_s: float = 0.0
+    reused: int = 0  # chunks whose vector was kept from the document's previous version
 
     @property
     def ok(self) -> bool:
@@ -85,8 +105,11 @@ def process_files(
     embedder: Embedder,
     max_bytes: int,
     read_ahead: int = 2,
+    previous: PreviousVectors | None = None,
 ) -> Iterator[FileResult]:
-    """Results in input order; up to `read_ahead` files are parsed while one is embedded."""
+    """Results in input order; up to `read_ahead` files are parsed while one is embedded.
+
+    `previous(path)`: the vectors of the file's chunks as stored now, to reuse for unchanged chunks."""
     pending: deque[Future[_Parsed]] = deque()
     source = iter(paths)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="knowledge-parse") as pool:
@@ -94,9 +117,9 @@ def process_files(
             for path in source:
                 pending.append(pool.submit(_parse, Path(path), ocr, max_bytes))
                 if len(pending) > read_ahead:
-                    yield _finish(pending.popleft().result(), embedder)
+                    yield _finish(pending.popleft().result(), embedder, previous)
             while pending:
-                yield _finish(pending.popleft().result(), embedder)
+                yield _finish(pending.popleft().result(), embedder, previous)
         finally:
             for future in pending:  # the consumer stopped early
                 future.cancel()
@@ -117,11 +140,17 @@ def _parse(path: Path, ocr: Ocr | None, max_bytes: int) -> _Parsed:
         return _Parsed(path, digest, None, error, time.perf_counter() - start)
 
 
-def _finish(parsed: _Parsed, embedder: Embedder) -> FileResult:
+def _finish(parsed: _Parsed, embedder: Embedder, previous: PreviousVectors | None = None) -> FileResult:
     if parsed.document is None:
         return FileResult(parsed.path, parsed.sha256, None, None, parsed.error, parsed.seconds)
     start = time.perf_counter()
-    vectors = embed_document(parsed.document, embedder)
+    known: dict[str, np.ndarray] = {}
+    if previous is not None:
+        try:
+            known = previous(parsed.path)
+        except Exception:  # noqa: BLE001 - reuse saves time; embedding everything is still right
+            log.exception("could not read the stored vectors of %s", parsed.path)
+    vectors, reused = embed_reusing(parsed.document, embedder, known)
     return FileResult(
         parsed.path,
         parsed.sha256,
@@ -130,4 +159,5 @@ def _finish(parsed: _Parsed, embedder: Embedder) -> FileResult:
         None,
         parsed.seconds,
         time.perf_counter() - start,
+        reused,
     )

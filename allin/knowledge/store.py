@@ -93,6 +93,20 @@ async def replace_chunks(
     return len(chunks)
 
 
+async def chunk_vectors(conn: psycopg.AsyncConnection, document_id: UUID,
+                        embedding_model: str) -> list[tuple[str, Chunk, np.ndarray]]:
+    """(document title, chunk, vector) of a ready document's chunks embedded by `embedding_model`."""
+    await ensure_vector_types(conn)
+    cur = await conn.execute(
+        "SELECT d.title, c.ord, c.kind, c.content, c.section, c.embedding FROM chunks c"
+        " JOIN documents d ON d.id = c.document_id"
+        " WHERE d.id = %s AND d.status = 'ready' AND d.embedding_model = %s ORDER BY c.ord",
+        (document_id, embedding_model),
+    )
+    return [(r["title"], Chunk(ord=r["ord"], kind=r["kind"], content=r["content"], section=r["section"]),
+             r["embedding"]) for r in await cur.fetchall()]
+
+
 async def mark_failed(conn: psycopg.AsyncConnection, document_id: UUID, code: str, message: str) -> None:
     async with conn.transaction():
         await conn.execute("DELETE FROM chunks WHERE document_id = %s", (document_id,))

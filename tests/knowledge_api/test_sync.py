@@ -56,6 +56,41 @@ async def test_sync_is_incremental_and_reports_per_file(client, users, knowledge
     job = await wait_job(client, (await client.post("/admin/sync_knowledge", headers=h)).json()["job_id"], h)
     changed = {f["path"]: f["status"] for f in job["results"] if f["status"] != "unchanged"}
     assert changed == {"eng/review_emergencies.pdf": "ingested", "eng/review_index.pdf": "removed"}
+    # Its text did not change: every chunk kept its vector instead of being embedded again.
+    [touched] = [f for f in job["results"] if f["path"] == "eng/review_emergencies.pdf"]
+    assert touched["chunks"] > 3 and touched["reused"] == touched["chunks"]
+
+
+async def test_an_edited_document_re_embeds_only_its_changed_chunks(client, users, settings, db_url):
+    import psycopg
+
+    sections = {name: f"## {name}\n\n" + " ".join(f"The {name} rule number {i} says to keep reviews small."
+                                                    for i in range(25)) for name in ("Speed", "Size", "Tone")}
+    doc = settings.knowledge_path / "guide.md"
+    doc.write_text("# Review guide\n\n" + "\n\n".join(sections.values()))
+    h = users.admin.headers
+
+    async def sync() -> dict:
+        job = await wait_job(client, (await client.post("/admin/sync_knowledge", headers=h)).json()["job_id"], h)
+        [outcome] = [f for f in job["results"] if f["path"] == "guide.md"]
+        return outcome
+
+    def vectors() -> dict[int, tuple[str, str]]:
+        with psycopg.connect(db_url) as conn:
+            rows = conn.execute("SELECT c.ord, c.section, c.embedding::text FROM chunks c JOIN documents d"
+                                " ON d.id = c.document_id WHERE d.path = 'guide.md' ORDER BY c.ord").fetchall()
+        return {ord_: (section, vector) for ord_, section, vector in rows}
+
+    first = await sync()
+    assert first["status"] == "ingested" and first["reused"] == 0 and first["chunks"] >= 3
+    before = vectors()
+    doc.write_text(doc.read_text().replace("Tone rule number 3 says", "Tone rule number 3 now says"))
+    second = await sync()
+    assert second["status"] == "ingested" and second["chunks"] == first["chunks"]
+    assert second["reused"] == first["chunks"] - 1  # only the edited chunk was embedded again
+    after = vectors()
+    changed = [after[i][0] for i in before if before[i][1] != after[i][1]]
+    assert len(changed) == 1 and "Tone" in changed[0]
 
 
 async def test_normal_users_cannot_sync_or_upload(client, users):
