@@ -32,7 +32,7 @@ from langgraph.checkpoint.base import (Checkpoint, CheckpointMetadata, Checkpoin
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from psycopg_pool import AsyncConnectionPool
 
-REMEMBERED_THREADS = 2000  # latest checkpoints kept (a few KB each: the bounded message window)
+REMEMBERED_THREADS = 1000  # latest checkpoints kept: tens of KB each (the bounded message window, passages)
 
 _IS_LATEST_SQL = """
 SELECT c.checkpoint_id,
