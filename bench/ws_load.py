@@ -199,12 +199,14 @@ async def run(args) -> None:
               f"(dropped {stats.dropped}, errors {stats.errors}); server RSS {rss_mb(server.pid):.0f} MB")
 
         async def settle(limit_s: float = 30.0) -> None:
-            """Until the server is idle (the last phase's queued turns and after-turn work are done)."""
+            """Until the server and its Postgres are idle: the last phase's queued turns and after-turn
+            work are done, and so is the autovacuum its thousands of inserts set off."""
             end = time.perf_counter() + limit_s
             while time.perf_counter() < end:
-                before = cpu_s(server.pid)
+                before, pg_before = cpu_s(server.pid), postgres_cpu_s(pg_dir)
                 await asyncio.sleep(0.5)
-                if cpu_s(server.pid) - before < 0.05:  # under 10% of a core
+                pg_busy = postgres_cpu_s(pg_dir) - pg_before  # nan (not ours to watch): never busy
+                if cpu_s(server.pid) - before < 0.05 and not pg_busy >= 0.05:  # under 10% of a core each
                     return
 
         async def phase(n_active: int, seconds: float) -> dict:
