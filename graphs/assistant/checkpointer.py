@@ -100,11 +100,21 @@ class PooledPostgresSaver(AsyncPostgresSaver):
 
 
 def _copy(checkpoint: Checkpoint) -> Checkpoint:
-    """copy_checkpoint without the keys it adds: the same dict a database read gives."""
+    """copy_checkpoint without the keys it adds (the same dict a database read gives), and with each
+    channel's container copied: some channels change theirs in place (a barrier's set of the nodes
+    it has seen, a topic's list), which must not reach the copy kept here or the next run's."""
     return {**checkpoint,  # type: ignore[typeddict-item]
-            "channel_values": checkpoint["channel_values"].copy(),
+            "channel_values": {k: _fresh(v) for k, v in checkpoint["channel_values"].items()},
             "channel_versions": checkpoint["channel_versions"].copy(),
             "versions_seen": {k: v.copy() for k, v in checkpoint["versions_seen"].items()}}
+
+
+def _fresh(value: Any) -> Any:
+    if isinstance(value, (list, set, dict)):
+        return value.copy()
+    if isinstance(value, tuple):
+        return tuple(_fresh(v) for v in value)
+    return value
 
 
 def _thread_key(config: RunnableConfig) -> tuple[str, str]:

@@ -105,3 +105,20 @@ async def test_latest_checkpoint_is_reused_only_while_it_is_still_the_latest(poo
     state = await graph_here.aget_state(thread(chat))
     assert [m.content for m in state.values["messages"] if m.type == "human"] == [
         "question 0", "question 1", "question from another replica", "question 2"]
+
+
+async def test_a_run_changing_channel_containers_in_place_does_not_touch_the_remembered_checkpoint(pool):
+    """LangGraph's barrier and topic channels add to their set/list in place; the copy handed to a run
+    and the one kept for the next must not share them."""
+    saver = pooled_checkpointer(pool)
+    graph = build_graph(FakeDeps()).compile(checkpointer=saver)
+    chat = str(uuid.uuid4())
+    await graph.ainvoke({"messages": [HumanMessage("question 0")]}, thread(chat),
+                        context=Context(user_id="u", chat_id=chat), durability="exit")
+    handed = await saver.aget_tuple(thread(chat))
+    for value in handed.checkpoint["channel_values"].values():
+        if isinstance(value, (list, set, dict)):
+            value.clear()  # what an in-place update could do to it
+    again = await saver.aget_tuple(thread(chat))
+    fresh = await AsyncPostgresSaver(pool).aget_tuple(thread(chat))
+    assert saver.reused == 2 and again.checkpoint == fresh.checkpoint
