@@ -158,7 +158,6 @@ class Launch:
     user: int | None = None  # spawn as this uid/gid (root only); None: as ourselves
     sweep_uid: int | None = None  # kill every process of this uid afterwards
     signal_exit_codes: bool = False  # bwrap reports a signal death as 128+N
-    pid_namespace: bool = False  # the run's processes die with its first one
 
 
 def sandbox_env(workdir: str, tmpdir: str) -> dict[str, str]:
@@ -291,8 +290,7 @@ def _unshare_launch(
         argv = ["unshare", *namespaces]
         user = None
     argv += ["--", *_launcher_argv(interpreter, config)]
-    return Launch(argv, TOP_ENV, stdin=code, user=user, sweep_uid=run_uid, signal_exit_codes=True,
-                  pid_namespace=True)
+    return Launch(argv, TOP_ENV, stdin=code, user=user, sweep_uid=run_uid, signal_exit_codes=True)
 
 
 def _bwrap_args(
@@ -341,8 +339,7 @@ def _bwrap_launch(
     argv += ["--remount-ro", "/"]  # the root tmpfs bwrap builds stays read-only: only /tmp is writable
     prlimit = [prlimit_path() or "/usr/bin/prlimit", *_prlimit_args(limits), "--"]
     argv += ["--", *prlimit, *language.argv(interpreter, workdir)]
-    return Launch(argv, TOP_ENV, fd_payloads=payloads, user=run_uid, sweep_uid=run_uid, signal_exit_codes=True,
-                  pid_namespace=True)
+    return Launch(argv, TOP_ENV, fd_payloads=payloads, user=run_uid, sweep_uid=run_uid, signal_exit_codes=True)
 
 
 def seccomp_families(backend: str) -> tuple[int, ...]:

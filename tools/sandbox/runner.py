@@ -172,12 +172,12 @@ async def execute(launch: Launch, limits: SandboxLimits) -> RawRun:
         duration_ms = round((time.monotonic() - started) * 1000)
     finally:
         # Also on cancellation: nothing of the run may outlive it.
-        ended_on_its_own = transport.get_returncode() is not None and stopped_for is None
         if transport.get_returncode() is None:
             _kill(pid)
-        # When the first process of a pid namespace exits on its own, the kernel kills and
-        # reaps the rest before our child returns: the /proc sweep would find nothing.
-        await _sweep(launch, pid, by_uid=not (ended_on_its_own and launch.pid_namespace))
+        # Even when the first process of a pid namespace exited on its own (the kernel then kills
+        # the rest), the /proc sweep runs: CI once saw a fork bomb's process still alive after
+        # such a run returned. Finding nothing costs two scans of /proc.
+        await _sweep(launch, pid)
         closing = [asyncio.create_task(e.wait()) for e in protocol.pipes_closed.values()]
         _, pending = await asyncio.wait(closing, timeout=DRAIN_GRACE_S)
         for task in pending:
@@ -186,11 +186,11 @@ async def execute(launch: Launch, limits: SandboxLimits) -> RawRun:
     return RawRun(transport.get_returncode(), protocol.captures[1], protocol.captures[2], stopped_for, duration_ms)
 
 
-async def _sweep(launch: Launch, pid: int, by_uid: bool) -> None:
+async def _sweep(launch: Launch, pid: int) -> None:
     """Kill whatever the run left behind: its process group and, as root, every process of its uid."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-    if by_uid and launch.sweep_uid is not None and os.geteuid() == 0:
+    if launch.sweep_uid is not None and os.geteuid() == 0:
         if left := await asyncio.to_thread(uids.kill_uid, launch.sweep_uid):
             logger.warning("sandbox uid {} still has {} processes after the sweep", launch.sweep_uid, left)
 

@@ -97,7 +97,16 @@ def kill_uid(uid: int, within_s: float = 5.0) -> int:
         raise ValueError("refusing to kill every process of our own uid or root")
     deadline = time.monotonic() + within_s
     pause = 0.005
-    while pids := pids_of_uid(uid):
+    empty_scans = 0
+    # Done after two empty scans in a row: one scan can miss a child whose fork was completing
+    # while /proc was read (seen once in CI: a fork bomb's process alive after an empty scan).
+    while empty_scans < 2:
+        pids = pids_of_uid(uid)
+        if not pids:
+            empty_scans += 1
+            time.sleep(0.005)
+            continue
+        empty_scans = 0
         if time.monotonic() > deadline:
             return len(pids)
         for pid in pids:
