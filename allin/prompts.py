@@ -15,8 +15,8 @@ import time
 import weakref
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
 from importlib import resources
+from typing import Any
 from uuid import UUID
 
 import psycopg

@@ -19,34 +19,19 @@ from allin.chats.titles import title_and_topics
 
 # A chat that opened with small talk ("hi") is named by the first of its early questions that has keywords.
 TITLE_WITHIN_QUESTIONS = 3
-SETTLED_CHATS_KEPT = 10_000
-
-
-class _RecentSet:
-    """The last `size` keys added (a set that forgets its oldest)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._keys: OrderedDict[Any, None] = OrderedDict()
-
-    def add(self, key: Any) -> None:
-        self._keys[key] = None
-        self._keys.move_to_end(key)
-        if len(self._keys) > self.size:
-            self._keys.popitem(last=False)
-
-    def discard(self, key: Any) -> None:
-        self._keys.pop(key, None)
-
-    def __contains__(self, key: Any) -> bool:
-        return key in self._keys
-
-
+REMEMBERED_KEYS = 10_000  # chats and users the two tables below keep, the least recent dropped first
 # Chats of this process past their naming window: their later turns skip the title query.
-_settled_chats = _RecentSet(SETTLED_CHATS_KEPT)
+_settled_chats: OrderedDict[Any, None] = OrderedDict()
 # A user's pending turns are looked for on their first turn here and then every this many turns.
 CATCH_UP_EVERY = 20
-_turns_since_catch_up: OrderedDict[Any, int] = OrderedDict()  # user id -> turns since, oldest user first
+_turns_since_catch_up: OrderedDict[Any, int] = OrderedDict()  # user id -> turns since
+
+
+def _remember(table: OrderedDict, key: Any, value: Any) -> None:
+    table.pop(key, None)
+    table[key] = value
+    if len(table) > REMEMBERED_KEYS:
+        table.popitem(last=False)
 
 
 async def maybe_title_chat(pool: AsyncConnectionPool, settings: Any, chat: dict, result: Any) -> dict | None:
@@ -72,7 +57,7 @@ async def maybe_title_chat(pool: AsyncConnectionPool, settings: Any, chat: dict,
         return None
     nth = current["nth"]
     if nth >= TITLE_WITHIN_QUESTIONS:
-        _settled_chats.add(chat_id)
+        _remember(_settled_chats, chat_id, None)
     if not (nth == 1 or (nth <= TITLE_WITHIN_QUESTIONS and current["title"] == store.DEFAULT_TITLE)):
         return None
     named = await title_and_topics(settings, current["content"], result.content or "")
@@ -136,9 +121,7 @@ async def after_turn(res_or_pool: Any, chat: dict, result: Any, *, settings: Any
 
 def _due_for_catch_up(user_id: Any) -> bool:
     """A user's first turn in this process, and every CATCH_UP_EVERY turns after it."""
-    count = _turns_since_catch_up.pop(user_id, None)
+    count = _turns_since_catch_up.get(user_id)
     due = count is None or count + 1 >= CATCH_UP_EVERY
-    _turns_since_catch_up[user_id] = 0 if due else count + 1
-    if len(_turns_since_catch_up) > SETTLED_CHATS_KEPT:
-        _turns_since_catch_up.popitem(last=False)
+    _remember(_turns_since_catch_up, user_id, 0 if due else count + 1)
     return due

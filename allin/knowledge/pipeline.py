@@ -43,7 +43,7 @@ def sha256_file(path: Path, *, block_size: int = 1 << 20) -> str:
 
 def embed_document(document: ExtractedDocument, embedder: Embedder) -> np.ndarray:
     """One vector per chunk, in chunk order: title/section prefix + passage."""
-    return embedder.embed([embedding_text(document.title, c) for c in document.chunks])
+    return embed_reusing(document, embedder, {})[0]
 
 
 # The vectors a document's stored chunks already have, by the exact text they were embedded from.

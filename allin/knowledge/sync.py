@@ -225,7 +225,7 @@ async def sync_paths(
             if result.ok:
                 n = await store.replace_chunks(conn, doc_id, result.document.chunks, result.vectors,
                                                title=title, pages=result.document.pages,
-                                               embedding_model=getattr(embedder, "name", "unknown"))
+                                               embedding_model=embedder_name)
                 report.ingested += 1
                 report.files.append(FileOutcome(key, "ingested", n, seconds=round(result.extract_s + result.embed_s, 3),
                                                 reused=result.reused))

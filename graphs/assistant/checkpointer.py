@@ -54,8 +54,10 @@ class PooledPostgresSaver(AsyncPostgresSaver):
         self.reused = self.loaded = 0  # latest-checkpoint reads answered from memory / from the database
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        if get_checkpoint_id(config):  # a given checkpoint, not the latest: as the library reads it
+            return await super().aget_tuple(config)
         key = _thread_key(config)
-        kept = None if get_checkpoint_id(config) else self._latest.get(key)
+        kept = self._latest.get(key)
         if kept is not None:
             async with self._cursor() as cur:
                 await cur.execute(_IS_LATEST_SQL, key, binary=False)
@@ -63,11 +65,9 @@ class PooledPostgresSaver(AsyncPostgresSaver):
             if row is not None and row["checkpoint_id"] == kept.checkpoint["id"] and not row["has_writes"]:
                 self._latest.move_to_end(key)
                 self.reused += 1
-                # A copy: the loop updates versions in place (the values themselves are replaced, not changed).
-                return kept._replace(checkpoint=_copy(kept.checkpoint))
+                return kept._replace(checkpoint=_copy(kept.checkpoint))  # the run changes its copy in place
             self._latest.pop(key, None)
-        if not get_checkpoint_id(config):
-            self.loaded += 1
+        self.loaded += 1
         return await super().aget_tuple(config)
 
     async def aput(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,

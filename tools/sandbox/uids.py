@@ -98,8 +98,8 @@ def kill_uid(uid: int, within_s: float = 5.0) -> int:
     deadline = time.monotonic() + within_s
     pause = 0.005
     empty_scans = 0
-    # Done after two empty scans in a row: one scan can miss a child whose fork was completing
-    # while /proc was read (seen once in CI: a fork bomb's process alive after an empty scan).
+    # Done after two empty scans in a row: a scan reads /proc one entry at a time, and a fork
+    # bomb's child whose fork completes meanwhile can be missed by it.
     while empty_scans < 2:
         pids = pids_of_uid(uid)
         if not pids:
