@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -76,3 +77,13 @@ async def get_admin(user: CurrentUser) -> User:
 
 
 AdminUser = Annotated[User, Depends(get_admin)]
+
+
+async def reject_repeated_fields(request: Request) -> None:
+    """422 when a multipart form sends a field twice: the schema has one of each, and silently
+    keeping one copy would store a file the client may not have meant. Called in the route, after
+    authentication, so a stranger still gets 401/403 first."""
+    form = await request.form()  # already parsed by FastAPI: this is its cached copy
+    repeated = sorted(name for name, n in Counter(name for name, _ in form.multi_items()).items() if n > 1)
+    if repeated:
+        raise AppError(422, "repeated_field", f"send each form field once; repeated: {', '.join(repeated)}")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Form, UploadFile, status
+from fastapi import APIRouter, Form, Request, UploadFile, status
 from pydantic import BaseModel
 
 from allin.chats import store as chat_store
@@ -18,7 +18,7 @@ from allin.knowledge.extract import extract
 from allin.knowledge.sync import get_ocr
 from allin.knowledge.types import IngestError
 from allin.storage import make_storage
-from api.deps import ConnDep, CurrentUser, ResourcesDep
+from api.deps import ConnDep, CurrentUser, ResourcesDep, reject_repeated_fields
 from api.errors import AppError, error_responses, not_found
 from api.routes.knowledge import save_upload
 
@@ -48,9 +48,10 @@ def _read_text(path: Path, max_bytes: int) -> tuple[str, str]:
 @router.post("/chat/attachments", response_model=AttachmentPublic, status_code=status.HTTP_201_CREATED,
              responses=error_responses(404, 413, 415))
 async def upload_attachment(
-    file: UploadFile, user: CurrentUser, conn: ConnDep, res: ResourcesDep,
+    file: UploadFile, user: CurrentUser, conn: ConnDep, res: ResourcesDep, request: Request,
     chat_id: Annotated[UUID | None, Form()] = None,
 ) -> AttachmentPublic:
+    await reject_repeated_fields(request)
     if chat_id is not None and await chat_store.get_chat(conn, user.id, chat_id) is None:
         raise not_found("chat")
     max_bytes = res.settings.max_upload_mb << 20

@@ -19,7 +19,7 @@ from allin.knowledge.filetypes import detect
 from allin.knowledge.sync import get_job, key_to_path, sync_paths
 from allin.knowledge.types import IngestError
 from api import knowledge_jobs
-from api.deps import AdminUser, ConnDep, CurrentUser, ResourcesDep
+from api.deps import AdminUser, ConnDep, CurrentUser, ResourcesDep, reject_repeated_fields
 from api.errors import AppError, error_responses, not_found
 from api.state import Resources
 
@@ -142,8 +142,9 @@ async def save_upload(file: UploadFile, dest_dir: Path, max_bytes: int) -> Path:
 
 @router.post("/admin/knowledge/files", response_model=DocumentPublic, status_code=status.HTTP_201_CREATED,
              tags=["admin"], responses=error_responses(403, 413, 415))
-async def upload_file(file: UploadFile, _: AdminUser, res: ResourcesDep) -> DocumentPublic:
+async def upload_file(file: UploadFile, _: AdminUser, res: ResourcesDep, request: Request) -> DocumentPublic:
     """Add a file to the knowledge folder (uploads/) and ingest it now; one bad file gets a clear error row."""
+    await reject_repeated_fields(request)
     knowledge = res.settings.knowledge_path
     path = await save_upload(file, knowledge / UPLOAD_DIR, res.settings.max_upload_mb << 20)
     report = await sync_paths(res.pool, **knowledge_jobs.sync_kwargs(res, [path], remove_missing=False))

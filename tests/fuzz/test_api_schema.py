@@ -12,7 +12,8 @@ database, so nothing here leaks into other tests.
 
 Schemathesis' "coverage" phase (boundary and wrong-type values for every field) costs about
 70 s of CPU at *collection* on a 2-core machine, so it runs only with FUZZ_COVERAGE=1; the
-examples and fuzzing phases (positive and negative data) always run.
+examples and fuzzing phases (positive and negative data) always run, 20 examples per operation
+unless FUZZ_EXAMPLES says otherwise.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from tests.fuzz.conftest import Seeded
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           negative_data_rejection]
-MAX_EXAMPLES = 20
+MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))  # raise it to hunt: FUZZ_EXAMPLES=300
 
 
 def _openapi() -> dict:

@@ -124,6 +124,19 @@ async def test_bad_uploads_get_clear_errors(client, users):
     assert r.status_code == 422
 
 
+@pytest.mark.parametrize("route", ["/admin/knowledge/files", "/chat/attachments"])
+async def test_a_form_with_two_files_is_refused_and_stores_neither(client, users, route):
+    h = users.admin.headers
+    two = [("file", ("a.md", b"# first", "text/markdown")), ("file", ("b.md", b"# second", "text/markdown"))]
+    r = await client.post(route, headers=h, files=two)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "repeated_field", r.text
+    assert "file" in r.json()["error"]["message"]
+    docs = (await client.get("/knowledge/documents", headers=h)).json()["items"]
+    assert [d["path"] for d in docs if d["path"].startswith("uploads/")] == []
+    # Strangers still learn nothing but that they are not allowed.
+    assert (await client.post(route, files=two)).status_code == 401
+
+
 async def test_restricted_document_is_visible_only_to_named_users(client, users):
     h = users.admin.headers
     r = await client.post("/admin/knowledge/files", headers=h,
