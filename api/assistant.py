@@ -55,6 +55,9 @@ async def drain_after_turns(res: Resources) -> None:
     runner = res.extras.get("runner")
     if runner is not None:
         await runner.drain()
+    batcher = res.extras.get("turn_embeddings")  # the embeddings those turns handed over
+    if batcher is not None:
+        await batcher.drain(timeout=10)
 
 
 async def stop_assistant(res: Resources) -> None:

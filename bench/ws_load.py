@@ -37,6 +37,16 @@ sys.path.insert(0, str(REPO))
 from tests.support.pg import PgCluster, free_port  # noqa: E402
 
 
+def slowest_seconds(sent_at: list[float], latencies: list[float], start: float, n: int = 5) -> str:
+    """The seconds of the phase with the worst turn latency (a tail from a few stalls reads
+    differently from one spread over the whole run)."""
+    worst: dict[int, list[float]] = {}
+    for t, ms in zip(sent_at, latencies):
+        worst.setdefault(int(t - start), []).append(ms)
+    ranked = sorted(worst.items(), key=lambda kv: -max(kv[1]))[:n]
+    return ", ".join(f"s{sec}: max {max(v):.0f} ms, {sum(x > 100 for x in v)}/{len(v)} over 100" for sec, v in ranked)
+
+
 def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -81,6 +91,7 @@ def postgres_cpu_s(data_dir: Path | None) -> float:
 class Stats:
     def __init__(self) -> None:
         self.latencies: list[float] = []
+        self.sent_at: list[float] = []  # when each measured turn was sent (monotonic), beside its latency
         self.errors = 0
         self.dropped = 0
         self.sent = 0
@@ -115,6 +126,7 @@ async def connection(url: str, token: str, stats: Stats, stop: asyncio.Event, ac
                         frame = json.loads(await asyncio.wait_for(ws.recv(), 30))
                         if frame["type"] == "turn_complete":
                             stats.latencies.append((time.perf_counter() - t0) * 1000)
+                            stats.sent_at.append(t0)
                             break
                         if frame["type"] == "error":
                             stats.errors += 1
@@ -232,7 +244,8 @@ async def run(args) -> None:
                     "p50": pct(lat, 50), "p95": pct(lat, 95), "p99": pct(lat, 99), "errors": stats.errors,
                     "dropped": stats.dropped, "lost": stats.sent - len(lat) - stats.errors, "rss_mb": peak_rss,
                     "cpu_ms_per_turn": 1000 * cpu / max(1, len(lat)), "server_cpu": cpu / elapsed,
-                    "load_cpu": load_cpu / elapsed, "pg_cpu": pg_cpu / elapsed}
+                    "load_cpu": load_cpu / elapsed, "pg_cpu": pg_cpu / elapsed,
+                    "slowest": slowest_seconds(stats.sent_at, lat, t0)}
 
         main = await phase(args.active, args.seconds)
         print(f"\nmain phase: {args.connections} connections, {args.active} active at 1 turn/s for {args.seconds}s")
@@ -240,7 +253,8 @@ async def run(args) -> None:
               f"p50 {main['p50']:.1f} ms  p95 {main['p95']:.1f} ms  p99 {main['p99']:.1f} ms  "
               f"errors {main['errors']}  dropped {main['dropped']}  lost {main['lost']}  server RSS {main['rss_mb']:.0f} MB\n"
               f"  server CPU {main['server_cpu']:.0%} of a core, {main['cpu_ms_per_turn']:.1f} ms per turn; "
-              f"on the same 2 cores: this load generator {main['load_cpu']:.0%}, Postgres {main['pg_cpu']:.0%}")
+              f"on the same 2 cores: this load generator {main['load_cpu']:.0%}, Postgres {main['pg_cpu']:.0%}\n"
+              f"  slowest seconds: {main['slowest']}")
         print("\nramp (p95 ≤ 100 ms to pass):")
         best = None
         for n in args.ramp:

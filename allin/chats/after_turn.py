@@ -14,7 +14,7 @@ from loguru import logger
 from psycopg_pool import AsyncConnectionPool
 
 from allin.chats import store
-from allin.chats.embedding import TextEmbedder, embed_pending_turns, embed_turns
+from allin.chats.embedding import TextEmbedder, TurnEmbeddingBatcher, embed_pending_turns, embed_turns
 from allin.chats.titles import title_and_topics
 
 # A chat that opened with small talk ("hi") is named by the first of its early questions that has keywords.
@@ -93,12 +93,14 @@ async def after_turn(res_or_pool: Any, chat: dict, result: Any, *, settings: Any
     `res_or_pool`: the app's Resources (pool, settings and the assistant's embedder are taken from
     it) or a bare pool, with `settings`/`embedder` passed explicitly (offline titles when None).
     """
+    batcher = None
     if isinstance(res_or_pool, AsyncConnectionPool):
         pool = res_or_pool
     else:
         pool = res_or_pool.pool
         settings = settings if settings is not None else res_or_pool.settings
         embedder = embedder if embedder is not None else await _embedder_of(res_or_pool)
+        batcher = _batcher_of(res_or_pool, embedder)
     renamed = None
     try:
         renamed = await maybe_title_chat(pool, settings, chat, result)
@@ -111,12 +113,31 @@ async def after_turn(res_or_pool: Any, chat: dict, result: Any, *, settings: Any
                 # Also the turns that ended without this step (interrupted, failed) or whose embedding failed.
                 await embed_pending_turns(pool, embedder, user_id=user_id)
             else:  # the usual case: just this exchange, with no query for what is pending
-                await embed_turns(pool, embedder, [(result.user_turn_id, result.question),
-                                                   (result.turn_id, result.content)])
+                exchange = [(result.user_turn_id, result.question), (result.turn_id, result.content)]
+                if batcher is not None:
+                    batcher.submit(user_id, exchange)  # with the other turns finishing about now
+                else:
+                    await embed_turns(pool, embedder, exchange)
         except Exception as exc:  # noqa: BLE001
-            _turns_since_catch_up.pop(user_id, None)  # the next turn catches up
+            _catch_up_next_time({user_id})
             logger.warning("could not embed turns of chat {}: {}", chat.get("id"), exc)
     return renamed
+
+
+def _batcher_of(res: Any, embedder: TextEmbedder | None) -> TurnEmbeddingBatcher | None:
+    """The app's turn-embedding batcher (made on first use, and again if the embedder changed)."""
+    if embedder is None or not hasattr(res, "extras"):
+        return None
+    batcher = res.extras.get("turn_embeddings")
+    if batcher is None or batcher.embedder is not embedder or batcher.pool is not res.pool:
+        batcher = TurnEmbeddingBatcher(res.pool, embedder, on_failure=_catch_up_next_time)
+        res.extras["turn_embeddings"] = batcher
+    return batcher
+
+
+def _catch_up_next_time(user_ids: set[Any]) -> None:
+    for user_id in user_ids:
+        _turns_since_catch_up.pop(user_id, None)
 
 
 def _due_for_catch_up(user_id: Any) -> bool:

@@ -24,6 +24,7 @@ import functools
 import hashlib
 import logging
 import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -116,8 +117,10 @@ class LocalMiniLM:
         self._tokenizer: Any = None
         self._feeds_token_types = False
         # One turn embeds its question in classify, retrieve and synthesize (and a voice turn once more
-        # for memory): ~10 ms each on a free core, several times that on a busy one.
-        self._query_vectors = functools.lru_cache(maxsize=QUERY_CACHE_SIZE)(self._embed_one)
+        # for memory), and once more with its answer for history search: ~10 ms each on a free core,
+        # several times that on a busy one. Recent questions' vectors are kept and reused by both paths.
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._recent_lock = threading.Lock()
         self._lock = threading.Lock()
         self._runners: ThreadPoolExecutor | None = None
 
@@ -163,8 +166,23 @@ class LocalMiniLM:
             self._session = session
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        """One row per text; texts asked as queries lately (a turn's question) are not computed again."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        with self._recent_lock:
+            known = [self._recent.get(t) for t in texts] if self._recent else []
+        if any(v is not None for v in known):
+            out = np.empty((len(texts), self.dim), dtype=np.float32)
+            missing = [i for i, v in enumerate(known) if v is None]
+            for i, v in enumerate(known):
+                if v is not None:
+                    out[i] = v
+            if missing:
+                out[missing] = self._compute([texts[i] for i in missing])
+            return out
+        return self._compute(texts)
+
+    def _compute(self, texts: list[str]) -> np.ndarray:
         self._load()
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -192,10 +210,18 @@ class LocalMiniLM:
         return batches
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self._query_vectors(text).copy()  # a copy: callers may scale it in place
-
-    def _embed_one(self, text: str) -> np.ndarray:
-        return self.embed([text])[0]
+        with self._recent_lock:
+            vector = self._recent.get(text)
+            if vector is not None:
+                self._recent.move_to_end(text)
+        if vector is None:
+            vector = self._compute([text])[0]
+            vector.setflags(write=False)  # shared by every caller asking for this text
+            with self._recent_lock:
+                self._recent[text] = vector
+                if len(self._recent) > QUERY_CACHE_SIZE:
+                    self._recent.popitem(last=False)
+        return vector.copy()  # a copy: callers may scale it in place
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         encodings = self._tokenizer.encode_batch(texts)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from allin.chats import store
+from api.assistant import drain_after_turns
 from api.chat_threads import thread_config
 from tests.chats.helpers import make_chat, missing_id
 
@@ -87,6 +88,7 @@ async def test_fork_from_the_first_question(client, users, conn, app, chat_with_
     fork = await store.get_chat(conn, users.alice.id, fork_id)
     assert fork["title_auto"] is True and "Pull" in fork["title"] and "Description" in fork["title"]
     assert fork["topics"]
+    await drain_after_turns(app.state.res)  # turn embeddings are written in batches, just after the answer
     cur = await conn.execute("SELECT count(*) AS n FROM chat_turns WHERE chat_id = %s AND embedding IS NULL",
                              (fork_id,))
     assert (await cur.fetchone())["n"] == 0

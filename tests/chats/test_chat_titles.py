@@ -9,6 +9,7 @@ import pytest
 from allin.chats import store
 from allin.chats.after_turn import after_turn
 from allin.chats.titles import keywords, offline_title_and_topics, title_and_topics
+from api.assistant import drain_after_turns
 from tests.chats.helpers import make_chat
 
 
@@ -98,7 +99,8 @@ async def test_after_turn_titles_only_automatic_chats_on_early_questions(app, co
     await exchange(manual, "How do I rotate my API token?")
     assert (await store.get_chat(conn, users.alice.id, manual["id"]))["title"] == "Mine"
 
-    # Embeddings of the user's turns were stored along the way.
+    # Embeddings of the user's turns were stored along the way (in batches, just after each answer).
+    await drain_after_turns(app.state.res)
     cur = await conn.execute("SELECT count(*) AS n FROM chat_turns WHERE embedding IS NULL")
     assert (await cur.fetchone())["n"] == 0
     # A bare pool works too (no settings: offline titles; no embedder: no embeddings).
@@ -121,6 +123,7 @@ async def test_after_turn_embeds_its_exchange_and_catches_up_on_turns_left_behin
         a = await store.add_turn(conn, user_id=users.alice.id, chat_id=chat["id"], role="assistant", content="ok")
         await after_turn(app.state.res, chat, SimpleNamespace(user_turn_id=q["id"], turn_id=a["id"], question=question,
                                                               content="ok", status="complete"))
+        await drain_after_turns(app.state.res)
 
     async def unembedded() -> list[str]:
         cur = await conn.execute("SELECT content FROM chat_turns WHERE embedding IS NULL AND chat_id = %s", (chat["id"],))
@@ -133,3 +136,45 @@ async def test_after_turn_embeds_its_exchange_and_catches_up_on_turns_left_behin
         assert await unembedded() == ["cut short"]
     await exchange("the catch-up turn")
     assert await unembedded() == []
+
+
+async def test_turns_finishing_together_are_embedded_in_one_batch(app, conn, users, embedder):
+    """Exchanges handed over close together share one embedder call and one UPDATE; a failed batch
+    leaves its turns for the catch-up and says whose they were."""
+    from allin.chats.embedding import TurnEmbeddingBatcher
+
+    calls: list[int] = []
+
+    class Counting:
+        def embed(self, texts):
+            calls.append(len(texts))
+            return embedder.embed(texts)
+
+        def embed_query(self, text):
+            return embedder.embed_query(text)
+
+    chat = await make_chat(conn, users.alice, title="Mine")
+    turns = [await store.add_turn(conn, user_id=users.alice.id, chat_id=chat["id"], role="user", content=f"q{i}")
+             for i in range(6)]
+    batcher = TurnEmbeddingBatcher(app.state.res.pool, Counting(), linger_s=0.05)
+    for i in range(0, 6, 2):
+        batcher.submit(users.alice.id, [(turns[i]["id"], f"q{i}"), (turns[i + 1]["id"], f"q{i + 1}")])
+    await batcher.drain()
+    assert calls == [6]
+    cur = await conn.execute("SELECT count(*) AS n FROM chat_turns WHERE chat_id = %s AND embedding IS NULL",
+                             (chat["id"],))
+    assert (await cur.fetchone())["n"] == 0
+
+    class Broken(Counting):
+        def embed(self, texts):
+            raise RuntimeError("model gone")
+
+    failed: list[set] = []
+    late = await store.add_turn(conn, user_id=users.bob.id, chat_id=(await make_chat(conn, users.bob))["id"],
+                                role="user", content="late")
+    broken = TurnEmbeddingBatcher(app.state.res.pool, Broken(), linger_s=0.01, on_failure=failed.append)
+    broken.submit(users.bob.id, [(late["id"], "late")])
+    await broken.drain()
+    assert failed == [{users.bob.id}]
+    cur = await conn.execute("SELECT embedding IS NULL AS missing FROM chat_turns WHERE id = %s", (late["id"],))
+    assert (await cur.fetchone())["missing"]
