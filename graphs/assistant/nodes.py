@@ -28,6 +28,12 @@ PER_TURN_FIELDS: dict[str, object] = {
 }
 
 
+def only_changes(state: State, update: dict) -> dict:
+    """`update` less the fields whose value the state already holds: each field written costs the
+    checkpoint a blob (serialised, inserted, indexed) even when nothing changed."""
+    return {key: value for key, value in update.items() if key not in state or state[key] != value}
+
+
 def last_user_text(state: State) -> str:
     for msg in reversed(state["messages"]):
         if isinstance(msg, HumanMessage):
@@ -70,7 +76,7 @@ def make_nodes(deps: AssistantDeps):
     async def recall(state: State, runtime: Runtime[Context]) -> dict:
         memories = await deps.recall(last_user_text(state), runtime.context)
         attachments = await deps.attachment_texts(runtime.context)
-        return {"memories": memories, "attachments": attachments}
+        return only_changes(state, {"memories": memories, "attachments": attachments})
 
     async def synthesize(state: State, runtime: Runtime[Context]) -> dict:
         prompt = await deps.system_prompt()
@@ -115,7 +121,9 @@ def make_nodes(deps: AssistantDeps):
         used = {int(n) for n in _CITE_RE.findall(answer)}
         citations = [source.citation() for source in (files or passages) if source.n in used]
         reply = AIMessage(content=answer, additional_kwargs={"citations": citations, "prompt_version": prompt.version})
-        return {"messages": [*forgotten, reply], "citations": citations, "prompt_version": prompt.version}
+        # The runner reads the prompt version from the reply, so an unchanged one need not be written.
+        return {"messages": [*forgotten, reply],
+                **only_changes(state, {"citations": citations, "prompt_version": prompt.version})}
 
     return classify, retrieve, code_execute, recall, synthesize
 

@@ -282,7 +282,9 @@ class TurnRunner:
             if msgs:
                 result.content = msgs[-1].content if isinstance(msgs[-1].content, str) else str(msgs[-1].content)
             result.citations = update.get("citations") or []
-            result.prompt_version = update.get("prompt_version")
+            # Left out of the update when it did not change (nodes.only_changes); the reply carries it.
+            result.prompt_version = update.get("prompt_version", msgs[-1].additional_kwargs.get("prompt_version")
+                                               if msgs else None)
 
     async def _finish(self, user_id, chat: dict, result: TurnResult, config: dict, *, interrupted: bool = False,
                       error_message: str | None = None) -> None:

@@ -76,3 +76,35 @@ async def test_killed_run_keeps_the_message_and_resumes(db_url, saver_kind):
         state = await graph.ainvoke(None, config, context=Context(user_id="u", chat_id=thread), durability="sync")
         assert deps.calls == []
         assert state["messages"][-1].content == "route=knowledge [1]"
+
+
+async def test_unchanged_fields_are_not_written_again(db_url):
+    """A turn writes only the fields that changed: the same attachments and prompt version as last
+    turn are not written again, yet the state and the stored turn still have them."""
+    from graphs.assistant.runner import TurnResult, TurnRunner
+
+    thread = str(uuid.uuid4())
+    config = {"configurable": {"thread_id": thread}}
+    async with saver_for("pool", db_url) as saver:
+        graph = build_graph(FakeDeps()).compile(checkpointer=saver)
+        updates = []
+        for text in ("first question", "second question"):
+            async for update in graph.astream({"messages": [HumanMessage(text)]}, config, stream_mode="updates",
+                                              context=Context(user_id="u", chat_id=thread), durability="exit"):
+                updates.append(update)
+        state = (await graph.aget_state(config)).values
+    assert state["memories"] == ["I am on the payments team"] and state["prompt_version"] == 0
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        cur = await conn.execute("SELECT channel, count(*) FROM checkpoint_blobs WHERE thread_id = %s GROUP BY channel",
+                                 (thread,))
+        blobs = dict(await cur.fetchall())
+    assert blobs["messages"] == 2 and blobs["passages"] == 2  # passages: reset by classify, found again
+    # No attachment either time: written once. Memories: reset by classify, recalled again: twice.
+    # (Numbers and strings, such as the prompt version, live in the checkpoint row, not in blobs.)
+    assert blobs["attachments"] == 1 and blobs["memories"] == 2
+    # The second answer's update leaves the prompt version out; the runner reads it from the reply.
+    second = [u["synthesize"] for u in updates if "synthesize" in u][1]
+    assert "prompt_version" not in second
+    result = TurnResult(user_turn_id=uuid.uuid4(), turn_id=uuid.uuid4(), status="complete", content="")
+    TurnRunner._apply_update("synthesize", second, result)
+    assert result.prompt_version == 0 and result.content == second["messages"][-1].content
