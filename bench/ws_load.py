@@ -68,6 +68,13 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_times() -> tuple[int, int]:
+    """(steal, total) jiffies of the whole machine: on a shared VM the host takes some of our cores'
+    time (steal), which slows everything here alike and is no part of the server's cost."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
 def postgres_cpu_s(data_dir: Path | None) -> float:
     """CPU seconds of the bench's own Postgres: the postmaster and its live children (backends stay
     up for the whole run: the pools keep their connections)."""
@@ -229,6 +236,7 @@ async def run(args) -> None:
             t0 = time.perf_counter()
             cpu0 = cpu_s(server.pid)
             load_cpu0, pg_cpu0 = time.process_time(), postgres_cpu_s(pg_dir)
+            steal0, total0 = cpu_times()
             peak_rss = 0.0
             while time.perf_counter() - t0 < seconds:
                 await asyncio.sleep(1)
@@ -239,12 +247,14 @@ async def run(args) -> None:
             elapsed = time.perf_counter() - t0
             cpu = cpu_s(server.pid) - cpu0
             load_cpu, pg_cpu = time.process_time() - load_cpu0, postgres_cpu_s(pg_dir) - pg_cpu0
+            steal1, total1 = cpu_times()
             lat = stats.latencies
             return {"active": n_active, "held": held[0], "turns": len(lat), "turns_per_s": len(lat) / elapsed,
                     "p50": pct(lat, 50), "p95": pct(lat, 95), "p99": pct(lat, 99), "errors": stats.errors,
                     "dropped": stats.dropped, "lost": stats.sent - len(lat) - stats.errors, "rss_mb": peak_rss,
                     "cpu_ms_per_turn": 1000 * cpu / max(1, len(lat)), "server_cpu": cpu / elapsed,
                     "load_cpu": load_cpu / elapsed, "pg_cpu": pg_cpu / elapsed,
+                    "steal": (steal1 - steal0) / max(1, total1 - total0),
                     "slowest": slowest_seconds(stats.sent_at, lat, t0)}
 
         main = await phase(args.active, args.seconds)
@@ -253,7 +263,8 @@ async def run(args) -> None:
               f"p50 {main['p50']:.1f} ms  p95 {main['p95']:.1f} ms  p99 {main['p99']:.1f} ms  "
               f"errors {main['errors']}  dropped {main['dropped']}  lost {main['lost']}  server RSS {main['rss_mb']:.0f} MB\n"
               f"  server CPU {main['server_cpu']:.0%} of a core, {main['cpu_ms_per_turn']:.1f} ms per turn; "
-              f"on the same 2 cores: this load generator {main['load_cpu']:.0%}, Postgres {main['pg_cpu']:.0%}\n"
+              f"on the same 2 cores: this load generator {main['load_cpu']:.0%}, Postgres {main['pg_cpu']:.0%}; "
+              f"taken by the VM's host (steal) {main['steal']:.0%}\n"
               f"  slowest seconds: {main['slowest']}")
         print("\nramp (p95 ≤ 100 ms to pass):")
         best = None
@@ -264,7 +275,7 @@ async def run(args) -> None:
             ok = r["p95"] <= 100 and r["errors"] == 0
             print(f"  active {n:4d}: {r['turns_per_s']:6.1f} turns/s  p50 {r['p50']:6.1f}  p95 {r['p95']:6.1f}  "
                   f"p99 {r['p99']:6.1f} ms  errors {r['errors']}  CPU: server {r['server_cpu']:4.0%}, "
-                  f"load generator {r['load_cpu']:4.0%}, Postgres {r['pg_cpu']:4.0%}  "
+                  f"load generator {r['load_cpu']:4.0%}, Postgres {r['pg_cpu']:4.0%}, steal {r['steal']:3.0%}  "
                   f"{'ok' if ok else 'over'}")
             if ok:
                 best = r
