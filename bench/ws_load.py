@@ -37,14 +37,16 @@ sys.path.insert(0, str(REPO))
 from tests.support.pg import PgCluster, free_port  # noqa: E402
 
 
-def slowest_seconds(sent_at: list[float], latencies: list[float], start: float, n: int = 5) -> str:
-    """The seconds of the phase with the worst turn latency (a tail from a few stalls reads
-    differently from one spread over the whole run)."""
+def slowest_seconds(sent_at: list[float], latencies: list[float], start: float, steal_by_second: dict[int, float],
+                    n: int = 5) -> str:
+    """The seconds of the phase with the worst turn latency, with the host's steal in each (a tail
+    from a few stalls reads differently from one spread over the run, or from the host taking the cores)."""
     worst: dict[int, list[float]] = {}
     for t, ms in zip(sent_at, latencies):
         worst.setdefault(int(t - start), []).append(ms)
     ranked = sorted(worst.items(), key=lambda kv: -max(kv[1]))[:n]
-    return ", ".join(f"s{sec}: max {max(v):.0f} ms, {sum(x > 100 for x in v)}/{len(v)} over 100" for sec, v in ranked)
+    return ", ".join(f"s{sec}: max {max(v):.0f} ms, {sum(x > 100 for x in v)}/{len(v)} over 100, "
+                     f"steal {steal_by_second.get(sec, float('nan')):.0%}" for sec, v in ranked)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -238,9 +240,14 @@ async def run(args) -> None:
             load_cpu0, pg_cpu0 = time.process_time(), postgres_cpu_s(pg_dir)
             steal0, total0 = cpu_times()
             peak_rss = 0.0
+            steal_by_second: dict[int, float] = {}
+            last = (steal0, total0)
             while time.perf_counter() - t0 < seconds:
                 await asyncio.sleep(1)
                 peak_rss = max(peak_rss, rss_mb(server.pid))
+                now = cpu_times()
+                steal_by_second[int(time.perf_counter() - t0) - 1] = (now[0] - last[0]) / max(1, now[1] - last[1])
+                last = now
             for ev in actives[:n_active]:
                 ev.clear()
             await asyncio.sleep(1.5)  # let in-flight turns finish
@@ -255,7 +262,7 @@ async def run(args) -> None:
                     "cpu_ms_per_turn": 1000 * cpu / max(1, len(lat)), "server_cpu": cpu / elapsed,
                     "load_cpu": load_cpu / elapsed, "pg_cpu": pg_cpu / elapsed,
                     "steal": (steal1 - steal0) / max(1, total1 - total0),
-                    "slowest": slowest_seconds(stats.sent_at, lat, t0)}
+                    "slowest": slowest_seconds(stats.sent_at, lat, t0, steal_by_second)}
 
         main = await phase(args.active, args.seconds)
         print(f"\nmain phase: {args.connections} connections, {args.active} active at 1 turn/s for {args.seconds}s")
