@@ -159,3 +159,24 @@ def test_concurrent_callers_get_the_same_vectors(embedder) -> None:
         results = list(pool.map(lambda _: embedder.embed(SENTENCES), range(8)))
     for result in results:
         np.testing.assert_allclose(result, expected, atol=1e-5)
+
+
+def test_a_recent_question_is_not_computed_again_for_its_exchange() -> None:
+    """After a turn, its question and answer are embedded together; the question's vector was made
+    for search minutes before and is reused (the same numbers), only the answer is computed."""
+    computed: list[list[str]] = []
+
+    class Recording(LocalMiniLM):
+        def _compute(self, texts):
+            computed.append(list(texts))
+            return super()._compute(texts)
+
+    embedder = Recording(threads=1)
+    question, answer = "How fast should reviews be?", "Within one business day [1]."
+    asked = embedder.embed_query(question)
+    asked[:] = 0  # callers get a copy: scaling it leaves the kept vector alone
+    pair = embedder.embed([question, answer])
+    assert computed == [[question], [answer]]
+    np.testing.assert_array_equal(pair[0], embedder.embed_query(question))
+    np.testing.assert_allclose(pair, LocalMiniLM(threads=1).embed([question, answer]), atol=1e-5)
+    assert len(computed) == 2  # the second embed_query was kept too
