@@ -29,8 +29,9 @@ PER_TURN_FIELDS: dict[str, object] = {
 
 
 def only_changes(state: State, update: dict) -> dict:
-    """`update` less the fields whose value the state already holds: each field written costs the
-    checkpoint a blob (serialised, inserted, indexed) even when nothing changed."""
+    """`update` less the fields whose value the state already holds: a field written gets a new
+    version even when nothing changed, and a list field costs the checkpoint another blob
+    (serialised, inserted, indexed)."""
     return {key: value for key, value in update.items() if key not in state or state[key] != value}
 
 
