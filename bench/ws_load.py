@@ -9,9 +9,10 @@ at its own phase within --ping-every; --lockstep sends turns all at the same
 instant and heartbeats in one burst instead, which measures bursts: N turns
 queued at once.
 
-Its Postgres keeps production durability (fsync and synchronous_commit on: a
-stored question has reached the disk); --fast-pg turns them off, as the test
-suite runs it. It prints the CPU of the server, this load generator and
+Long-term memory is on, as by default (the bench's users have none, so a turn
+costs it an indexed probe now and then, not a search). Its Postgres keeps
+production durability (fsync and synchronous_commit on: a stored question has
+reached the disk); --fast-pg turns them off, as the test suite runs it. It prints the CPU of the server, this load generator and
 Postgres, and the share of the cores the VM's host took (steal), overall and
 for the slowest seconds.
 
@@ -185,7 +186,7 @@ async def run(args) -> None:
     pg_dir = cluster.data_dir if cluster else None
     port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "ALLIN_DATA_DIR": str(root / "data"), "TURNS_PER_MINUTE": "10000",
-           "DB_POOL_MAX": "20", "LOG_LEVEL": "WARNING", "WS_IDLE_TIMEOUT_S": "600", "MEMORY_ENABLED": "false"}
+           "DB_POOL_MAX": "20", "LOG_LEVEL": "WARNING", "WS_IDLE_TIMEOUT_S": "600"}
     env.pop("GOOGLE_API_KEY", None)
     server = subprocess.Popen([sys.executable, "-m", "bench._ws_server", str(port)], cwd=REPO, env=env,
                               stdout=subprocess.DEVNULL, stderr=None if os.environ.get("BENCH_DEBUG") else subprocess.DEVNULL, text=True)

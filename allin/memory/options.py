@@ -24,6 +24,9 @@ class MemoryOptions:
     pool_max: int = 4
     # How long shutdown waits for memory writes still running.
     drain_timeout_s: float = 10.0
+    # A user found to have no memories is not searched again for this long: another replica's
+    # first memory for them shows up within it (this process's own writes at once).
+    none_ttl_s: float = 5.0
 
     @classmethod
     def from_settings(cls, settings: Any) -> MemoryOptions:

@@ -17,6 +17,7 @@ import hashlib
 import re
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,7 @@ _ABOUT_ME = re.compile(r"\b(?:about me|remember me)\b", re.I)
 CLAIM_STALE = "10 minutes"
 ASSISTANT_CHARS = 2000  # of the answer shown to Gemini as context for extraction
 LIST_MAX = 1000
+KNOWN_USERS = 10_000  # users whose having memories (or not) is remembered, the least recent dropped first
 
 Mem0Factory = Callable[[], tuple[Any, Any]]
 
@@ -69,6 +71,8 @@ class MemoryStore:
         self._ready_lock = asyncio.Lock()
         self._pending: set[asyncio.Task] = set()
         self._closed = False
+        # user -> None (has memories) or the monotonic time until which "none" is trusted
+        self._known: OrderedDict[str, float | None] = OrderedDict()
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def _engine(self) -> Any:
@@ -90,7 +94,8 @@ class MemoryStore:
         For scripts and benchmarks. The app does not call it: a blocking import at startup delays
         serving, and one in a worker thread at startup still holds the GIL much of the time, which
         on a busy machine made the database watcher's 1 s checks time out ("database down"). The
-        app's first memory use (the first turn's recall) pays the import instead, in a thread.
+        app's first use that needs mem0 (a recall for a user with memories, or a write) pays the
+        import instead, in a thread.
         """
         if self._mem0 is None:
             started = time.perf_counter()
@@ -168,6 +173,7 @@ class MemoryStore:
                 messages.append({"role": "assistant", "content": assistant_text[:ASSISTANT_CHARS]})
             try:
                 result = await engine.add(messages, user_id=user, metadata=metadata, infer=True)
+                self._known.pop(user, None)  # added, updated or deleted some: look again next time
                 return [r["id"] for r in result.get("results", []) if r.get("event") == "ADD"]
             except Exception as exc:  # noqa: BLE001 - Gemini down: keep at least what the user stated
                 logger.warning("memory extraction failed ({}); keeping the user's own statements", exc)
@@ -178,7 +184,10 @@ class MemoryStore:
         # One message per fact: mem0 stores each as its own memory (no model call with infer=False).
         result = await engine.add([{"role": "user", "content": f} for f in facts], user_id=user,
                                   metadata=metadata, infer=False)
-        return [r["id"] for r in result.get("results", [])]
+        ids = [r["id"] for r in result.get("results", [])]
+        if ids:
+            self._note(user, None)
+        return ids
 
     async def _unknown(self, user: str, facts: list[str]) -> list[str]:
         """Facts this user has not stated before (the same sentence in another chat is kept once)."""
@@ -225,6 +234,8 @@ class MemoryStore:
         try:
             if _ABOUT_ME.search(query):
                 return [m["text"] for m in await self.list(user, limit=limit)]
+            if not await self._has_memories(user):
+                return []  # most users, most turns: one indexed probe instead of mem0's search
             engine = await self._engine()
             found = await engine.search(query.strip(), top_k=max(2 * limit, 10), filters={"user_id": user},
                                         threshold=min(self.options.lexical_min_score, self.options.min_score),
@@ -234,6 +245,27 @@ class MemoryStore:
             return []
         words = content_words(query)
         return [r["memory"] for r in found.get("results", []) if r.get("memory") and self._relevant(r, words)][:limit]
+
+    async def _has_memories(self, user: str) -> bool:
+        """Whether the user has any memory. "Yes" is kept (a search then finds what is there, or
+        nothing); "no" for `none_ttl_s`, and this process's own writes and deletes update it."""
+        known = self._known.get(user, 0.0)
+        if known is None:
+            return True
+        if time.monotonic() < known:
+            return False
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT EXISTS (SELECT 1 FROM {COLLECTION} WHERE payload->>'user_id' = %s) AS found", (user,))
+            found = bool((await cur.fetchone())["found"])
+        self._note(user, None if found else time.monotonic() + self.options.none_ttl_s)
+        return found
+
+    def _note(self, user: str, state: float | None) -> None:
+        self._known.pop(user, None)
+        self._known[user] = state
+        if len(self._known) > KNOWN_USERS:
+            self._known.popitem(last=False)
 
     def _relevant(self, result: dict, query_words: set[str]) -> bool:
         """Close in meaning, or a little less close but sharing a word with the question ("team")."""
@@ -272,6 +304,8 @@ class MemoryStore:
                 f"DELETE FROM {COLLECTION} WHERE id = %s AND payload->>'user_id' = %s RETURNING id", (mid, user)
             )
             deleted = [str(r["id"]) for r in await cur.fetchall()]
+        if deleted:
+            self._known.pop(user, None)  # maybe the last one: look again next time
         await self._forget_history(user, deleted, conversation=False)
         return bool(deleted)
 
@@ -283,6 +317,7 @@ class MemoryStore:
                 f"DELETE FROM {COLLECTION} WHERE payload->>'user_id' = %s RETURNING id", (user,)
             )
             deleted = [str(r["id"]) for r in await cur.fetchall()]
+        self._known.pop(user, None)
         await self._forget_history(user, deleted, conversation=True)
         return len(deleted)
 

@@ -140,3 +140,34 @@ async def test_facts_written_about_the_user_are_recalled_by_first_person_questio
     assert await memory.recall(users.alice.id, "Which team am I on?") == ["User works on the payments team"]
     assert await memory.recall(users.alice.id, "Who is my manager?") == ["User's manager is Dana Levi"]
     assert await memory.recall(users.alice.id, "How fast should code reviews be?") == []
+
+
+async def test_a_user_without_memories_costs_no_search_and_a_new_memory_is_found_at_once(memory, users):
+    """Most turns are by users with nothing remembered: recall answers from one indexed probe (mem0
+    is not even loaded). A memory written here is recalled on the very next turn."""
+    assert await memory.recall(users.alice.id, "which team am I on?") == []
+    assert memory._mem0 is None  # noqa: SLF001 - nothing was searched
+    await remember(memory, users.alice, "I'm on the payments team.")
+    assert await memory.recall(users.alice.id, "which team am I on?") == ["I'm on the payments team."]
+    await memory.delete_all(users.alice.id)
+    assert await memory.recall(users.alice.id, "which team am I on?") == []
+
+
+async def test_another_replicas_first_memory_is_recalled_within_the_ttl(settings, pool, db_url, users):
+    from dataclasses import replace
+
+    from allin.knowledge.embeddings import get_local_embedder
+    from allin.memory import MemoryOptions, make_memory_store
+
+    options = replace(MemoryOptions.from_settings(settings), none_ttl_s=0.5)
+    here = make_memory_store(settings, pool, db_url=db_url, embedder=get_local_embedder(), options=options)
+    there = make_memory_store(settings, pool, db_url=db_url, embedder=get_local_embedder(), options=options)
+    try:
+        assert await here.recall(users.bob.id, "who is my manager?") == []
+        await remember(there, users.bob, "My manager is Dana Levi.")
+        assert await here.recall(users.bob.id, "who is my manager?") == []  # "none" is trusted a moment
+        await asyncio.sleep(0.6)
+        assert await here.recall(users.bob.id, "who is my manager?") == ["My manager is Dana Levi."]
+    finally:
+        await here.aclose()
+        await there.aclose()
