@@ -12,9 +12,11 @@ queued at once.
 Long-term memory is on, as by default (the bench's users have none, so a turn
 costs it an indexed probe now and then, not a search). Its Postgres keeps
 production durability (fsync and synchronous_commit on: a stored question has
-reached the disk); --fast-pg turns them off, as the test suite runs it. It prints the CPU of the server, this load generator and
-Postgres, and the share of the cores the VM's host took (steal), overall and
-for the slowest seconds.
+reached the disk); --fast-pg turns them off, as the test suite runs it.
+
+It prints the CPU of the server, this load generator and Postgres, and the
+share of the cores the VM's host took (steal), overall and for the slowest
+seconds.
 
     .venv/bin/python bench/ws_load.py [--connections 1000] [--active 50] [--seconds 60] [--fast-pg]
 """

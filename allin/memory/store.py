@@ -258,6 +258,8 @@ class MemoryStore:
             cur = await conn.execute(
                 f"SELECT EXISTS (SELECT 1 FROM {COLLECTION} WHERE payload->>'user_id' = %s) AS found", (user,))
             found = bool((await cur.fetchone())["found"])
+        if not found and user in self._known and self._known[user] is None:
+            return True  # a write of this process landed while the probe ran: it wins
         self._note(user, None if found else time.monotonic() + self.options.none_ttl_s)
         return found
 
