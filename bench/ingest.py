@@ -8,6 +8,10 @@ the copies hold at least --pages pages, then syncs that folder into a fresh
 database with the local MiniLM embedder and OCR, as the app does. Prints the
 figures and the load average at start and end (on a shared machine the
 wall-clock time is mostly waiting for a core).
+
+Then it embeds a sample of the stored chunks again, alone on the cores, and
+prints the ceiling that embedding by itself puts on pages/s for these
+documents: what no overlap of parsing and embedding can go past.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import shutil
 import sys
 import tempfile
@@ -26,6 +31,7 @@ from _kb import CORPUS, database, make_user, pool  # noqa: E402
 
 import pypdfium2 as pdfium  # noqa: E402
 
+from allin.knowledge.chunk import compact_table, embedding_prefix  # noqa: E402
 from allin.knowledge.embeddings import get_local_embedder  # noqa: E402
 from allin.knowledge.sync import get_ocr, sync_paths  # noqa: E402
 
@@ -62,6 +68,22 @@ def make_copies(target_pages: int, folder: Path, exclude: list[str]) -> tuple[in
     return files, pages
 
 
+EMBED_SAMPLE = 300
+
+
+def embedding_rate(embedder, stored: list[dict]) -> float:
+    """Chunks/s the embedder reaches on the stored chunks' own texts, as the sync embedded them."""
+    sample = random.Random(0).sample(stored, min(len(stored), EMBED_SAMPLE))
+    texts = []
+    for row in sample:
+        body = compact_table(row["content"]) if row["kind"] == "table" else row["content"]
+        prefix = embedding_prefix(row["title"], row["section"])
+        texts.append(f"{prefix}\n{body}" if prefix else body)
+    t0 = time.perf_counter()
+    embedder.embed(texts)
+    return len(texts) / (time.perf_counter() - t0)
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pages", type=int, default=300)
@@ -88,12 +110,18 @@ async def main() -> None:
                 chunks = (await (await conn.execute("SELECT count(*) AS n FROM chunks")).fetchone())["n"]
                 ok_pages = (await (await conn.execute(
                     "SELECT coalesce(sum(pages), 0) AS n FROM documents WHERE status = 'ready'")).fetchone())["n"]
+                stored = await (await conn.execute(
+                    "SELECT d.title, c.section, c.kind, c.content FROM chunks c JOIN documents d ON d.id = c.document_id"
+                )).fetchall()
         print(f"files {files} ({report.ingested} ingested, {report.errors} failed), pages {pages} "
               f"({ok_pages} in ready documents), chunks {chunks}")
         print(f"wall {wall:.1f} s, process CPU {cpu:.1f} s (cores: {os.cpu_count()})")
         print(f"pages/s {pages / wall:.2f}   chunks/s {chunks / wall:.2f}")
         print(f"load average at start {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}; "
               f"at end {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
+        embed_rate = embedding_rate(embedder, stored)
+        print(f"embedding alone (a sample of {min(len(stored), EMBED_SAMPLE)} stored chunks, nothing else running): "
+              f"{embed_rate:.1f} chunks/s, so at most {pages / (chunks / embed_rate):.2f} pages/s for these documents")
         failed = [f for f in report.files if f.status == "error"]
         for f in failed[:5]:
             print("  failed:", f.path, f.error)
