@@ -31,7 +31,7 @@ from _kb import CORPUS, database, make_user, pool  # noqa: E402
 
 import pypdfium2 as pdfium  # noqa: E402
 
-from allin.knowledge.chunk import compact_table, embedding_prefix  # noqa: E402
+from allin.knowledge.chunk import Chunk, embedding_text  # noqa: E402
 from allin.knowledge.embeddings import get_local_embedder  # noqa: E402
 from allin.knowledge.sync import get_ocr, sync_paths  # noqa: E402
 
@@ -74,11 +74,7 @@ EMBED_SAMPLE = 300
 def embedding_rate(embedder, stored: list[dict]) -> float:
     """Chunks/s the embedder reaches on the stored chunks' own texts, as the sync embedded them."""
     sample = random.Random(0).sample(stored, min(len(stored), EMBED_SAMPLE))
-    texts = []
-    for row in sample:
-        body = compact_table(row["content"]) if row["kind"] == "table" else row["content"]
-        prefix = embedding_prefix(row["title"], row["section"])
-        texts.append(f"{prefix}\n{body}" if prefix else body)
+    texts = [embedding_text(r["title"], Chunk(0, r["kind"], r["content"], section=r["section"])) for r in sample]
     t0 = time.perf_counter()
     embedder.embed(texts)
     return len(texts) / (time.perf_counter() - t0)
@@ -119,9 +115,9 @@ async def main() -> None:
         print(f"pages/s {pages / wall:.2f}   chunks/s {chunks / wall:.2f}")
         print(f"load average at start {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}; "
               f"at end {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
-        embed_rate = embedding_rate(embedder, stored)
+        embed_rate = embedding_rate(embedder, stored) if stored else float("nan")
         print(f"embedding alone (a sample of {min(len(stored), EMBED_SAMPLE)} stored chunks, nothing else running): "
-              f"{embed_rate:.1f} chunks/s, so at most {pages / (chunks / embed_rate):.2f} pages/s for these documents")
+              f"{embed_rate:.1f} chunks/s, so at most {pages * embed_rate / max(chunks, 1):.2f} pages/s for these documents")
         failed = [f for f in report.files if f.status == "error"]
         for f in failed[:5]:
             print("  failed:", f.path, f.error)
