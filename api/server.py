@@ -44,10 +44,9 @@ class DrainingServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def serve(app: FastAPI, settings: Settings, **uvicorn_options) -> None:
-    """Run until SIGTERM/SIGINT (blocking)."""
-    config = uvicorn.Config(
-        app,
+def uvicorn_config(app: FastAPI, settings: Settings, **uvicorn_options) -> uvicorn.Config:
+    """The server's options; the tests' live servers use them too, so they meet the same limits."""
+    options = dict(
         host=settings.host,
         port=settings.port,
         log_config=None,
@@ -59,6 +58,10 @@ def serve(app: FastAPI, settings: Settings, **uvicorn_options) -> None:
         ws_ping_timeout=settings.ws_ping_interval_s,
         # Frames are small and many (a token each): compressing them costs more CPU than it saves.
         ws_per_message_deflate=False,
-        **uvicorn_options,
     )
-    DrainingServer(config, app).run()
+    return uvicorn.Config(app, **(options | uvicorn_options))
+
+
+def serve(app: FastAPI, settings: Settings, **uvicorn_options) -> None:
+    """Run until SIGTERM/SIGINT (blocking)."""
+    DrainingServer(uvicorn_config(app, settings, **uvicorn_options), app).run()

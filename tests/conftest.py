@@ -203,13 +203,12 @@ def serve_in_thread(settings: Settings) -> Iterator[LiveServer]:
     import uvicorn
 
     from api.app import create_app
+    from api.server import uvicorn_config
 
     port = free_port()
     settings = settings.model_copy(update={"port": port})
     application = create_app(settings)
-    config = uvicorn.Config(application, host="127.0.0.1", port=port, log_config=None, access_log=False,
-                            lifespan="on", ws_max_size=settings.ws_max_frame_kb * 1024,
-                            ws_ping_interval=settings.ws_ping_interval_s)
+    config = uvicorn_config(application, settings, host="127.0.0.1", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
